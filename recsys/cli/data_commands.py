@@ -1,0 +1,278 @@
+"""`recsys ingest`, `sample`, `status`, `config`."""
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from recsys.cli.app import JsonOpt, app, command, err, out, print_json, settings
+
+
+class Format(str, Enum):
+    amazon2023 = "amazon2023"
+    amazon2018 = "amazon2018"
+    amazon2014 = "amazon2014"
+    generic = "generic"
+
+
+class Kind(str, Enum):
+    reviews = "reviews"
+    products = "products"
+
+
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {pair!r}", param_hint="--map")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def _parse_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise typer.BadParameter(
+            "expected MIN:MAX, e.g. 0.5:5", param_hint="--rating-range"
+        ) from None
+    return low, high
+
+
+@command(app, "ingest")
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="Review or product files (.gz or plain).")],
+    kind: Annotated[Kind | None, typer.Option("--kind", help="Override detection.")] = None,
+    fmt: Annotated[Format | None, typer.Option("--format", help="Override detection.")] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Generic logs: field delimiter (default by extension/sniff).")
+    ] = None,
+    header: Annotated[
+        bool, typer.Option("--header/--no-header", help="Generic logs: first line names columns.")
+    ] = True,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="Generic logs: comma-separated column names, e.g. user,item,rating."),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="FIELD=COLUMN, e.g. --map user=userId (repeatable)."),
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Generic logs: text encoding.")] = "utf-8",
+    rating_range: Annotated[
+        str | None, typer.Option(help="Valid ratings MIN:MAX (default from config: 1:5).")
+    ] = None,
+    max_errors: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop with exit 1 once more than N bad lines were seen. Batches already "
+            "committed are kept; the batch in progress is discarded."
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Rows per transaction.", min=1)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load review/rating files and product metadata into the store.
+
+    Detects gzip, reviews vs products, and the format (Amazon 2023/2018/2014 or a generic
+    CSV/TSV/JSONL log). Bad lines are skipped, counted and listed; exit 1 past --max-errors.
+    """
+    from recsys import service
+    from recsys.ingest.generic import GenericOptions
+    from recsys.ingest.pipeline import IngestAborted
+
+    low_high = _parse_range(rating_range)
+    cfg = settings(
+        **{
+            "ingest.batch_size": batch_size,
+            "ingest.rating_min": low_high[0] if low_high else None,
+            "ingest.rating_max": low_high[1] if low_high else None,
+        }
+    )
+    generic = GenericOptions(
+        delimiter=delimiter,
+        header=header,
+        columns=[c.strip() for c in columns.split(",")] if columns else None,
+        mapping=_parse_map(mapping or []),
+        encoding=encoding,
+    )
+    show_progress = not quiet and err.is_terminal
+    with _progress(show_progress) as on_progress:
+        try:
+            report = service.ingest(
+                cfg, paths, fmt=fmt and fmt.value, kind=kind and kind.value, generic=generic, max_errors=max_errors,
+                on_progress=on_progress,
+            )  # fmt: skip
+        except IngestAborted as exc:
+            _render_report(exc.report, as_json)
+            raise
+    _render_report(report, as_json)
+
+
+class _progress:
+    """A rich progress bar by bytes read, or nothing when quiet / not on a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TimeRemainingColumn(), console=err, transient=True,
+        )  # fmt: skip
+        self.bar.__enter__()
+        self.tasks: dict[str, int] = {}
+
+        def update(done: int, total: int, name: str) -> None:
+            if name not in self.tasks:
+                self.tasks[name] = self.bar.add_task(name, total=total)
+            self.bar.update(self.tasks[name], completed=done)
+
+        return update
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+
+def _render_report(report, as_json: bool) -> None:
+    if as_json:
+        print_json(report)
+        return
+    table = Table(title="ingest", title_justify="left")
+    for col in ("file", "format", "kind", "lines", "rows", "bad", "cleaned"):
+        table.add_column(col, justify="right" if col in ("lines", "rows", "bad") else "left")
+    for f in report.files:
+        cleaned = ", ".join(f"{k} {v}" for k, v in f.cleaned.items()) or "-"
+        table.add_row(
+            f.file,
+            f.format,
+            f.kind,
+            f"{f.lines_read:,}",
+            f"{f.rows:,}",
+            f"{f.bad_lines:,}",
+            cleaned,
+        )
+    out.print(table)
+    out.print(
+        f"ratings: {report.ratings.inserted:,} inserted, {report.ratings.updated:,} updated; "
+        f"products: {report.products.inserted:,} inserted, {report.products.updated:,} updated; "
+        f"{report.lines_read:,} lines in {report.seconds:.1f}s",
+        highlight=False,
+    )
+    if report.bad_lines:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.bad_by_reason.items()))
+        out.print(f"[yellow]{report.bad_lines:,} bad lines skipped[/] ({reasons})", highlight=False)
+        for e in report.errors[:20]:
+            out.print(f"  {e.file}:{e.line}: {e.reason}", highlight=False, markup=False)
+        more = report.bad_lines - min(20, len(report.errors))
+        if more > 0:
+            out.print(f"  ... and {more:,} more (--json lists up to ingest.max_reported_errors)")
+
+
+@command(app, "sample")
+def sample_command(
+    outdir: Annotated[
+        Path, typer.Argument(help="Folder for reviews.jsonl[.gz] and meta.jsonl[.gz].")
+    ],
+    users: Annotated[int, typer.Option(min=1, help="Users.")] = 2000,
+    items: Annotated[int, typer.Option(min=1, help="Rated items.")] = 500,
+    ratings: Annotated[int, typer.Option(min=1, help="Review lines.")] = 20000,
+    products: Annotated[
+        int | None, typer.Option(min=1, help="Catalog size (default: items + 4%).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="Write .gz files.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write synthetic Amazon-2023-format review and meta files with a realistic shape.
+
+    Reference scale: --users 1700000 --items 90000 --ratings 2000000 --products 94000.
+    """
+    from recsys.errors import InvalidInput
+    from recsys.ingest.sample import generate_sample
+
+    try:
+        result = generate_sample(
+            outdir, users=users, items=items, ratings=ratings, products=products, seed=seed,
+            gzip=gzip,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if as_json:
+        print_json({k: str(v) if isinstance(v, Path) else v for k, v in vars(result).items()})
+    else:
+        out.print(
+            f"wrote {result.ratings:,} reviews by {result.users:,} users on {result.items:,} items "
+            f"to {result.reviews_path}\nwrote {result.products:,} products to {result.meta_path}",
+            highlight=False,
+        )
+
+
+@command(app, "status")
+def status_command(as_json: JsonOpt = False) -> None:
+    """Store counts, last ingest time and the published models."""
+    from recsys import service
+
+    st = service.status(settings())
+    if as_json:
+        print_json(st)
+        return
+    s = st.store
+    table = Table(title="store", title_justify="left", show_header=False)
+    for label, value in (
+        ("database", s.database),
+        ("products", f"{s.products:,}"),
+        ("ratings", f"{s.ratings:,}"),
+        ("users", f"{s.users:,}"),
+        ("rated items", f"{s.rated_items:,}"),
+        ("ratings without product", f"{s.ratings_without_product:,}"),
+        ("last ingest", s.last_ingest_at or "never"),
+    ):
+        table.add_row(label, value)
+    out.print(table)
+    models = Table(title="models", title_justify="left")
+    for col in ("kind", "version", "created", "size", "age"):
+        models.add_column(col)
+    for kind, info in st.models.items():
+        if info is None:
+            models.add_row(kind, "not trained", "-", "-", "-")
+        else:
+            models.add_row(
+                kind, info.version, info.created_at, f"{info.size_bytes / 1e6:.1f} MB",
+                f"{info.age_seconds / 3600:.1f} h",
+            )  # fmt: skip
+    out.print(models)
+
+
+@command(app, "config")
+def config_command(as_json: JsonOpt = False) -> None:
+    """Print every effective setting and where its value came from."""
+    from recsys.config import settings_table
+
+    rows = settings_table(settings())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="config", title_justify="left")
+    for col in ("setting", "value", "source"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["key"], repr(row["value"]), row["source"])
+    out.print(table)

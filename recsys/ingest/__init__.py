@@ -1,0 +1,1 @@
+"""Reading review and catalog files of every supported format into the store."""

@@ -1,0 +1,66 @@
+"""The msgspec Structs that service functions return and both adapters render (CLI and HTTP)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class BadLineInfo(msgspec.Struct):
+    file: str
+    line: int
+    reason: str
+
+
+class FileReport(msgspec.Struct):
+    file: str
+    format: str
+    kind: str
+    lines_read: int = 0
+    bad_lines: int = 0
+    rows: int = 0  # good rows parsed (before de-duplication against the store)
+    cleaned: dict[str, int] = {}  # values cleaned away, e.g. junk_title, junk_price
+
+
+class TableCounts(msgspec.Struct):
+    inserted: int = 0
+    updated: int = 0
+
+
+class IngestReport(msgspec.Struct):
+    files: list[FileReport] = []
+    lines_read: int = 0
+    bad_lines: int = 0
+    bad_by_reason: dict[str, int] = {}
+    errors: list[BadLineInfo] = []  # the first ingest.max_reported_errors bad lines
+    errors_truncated: bool = False
+    ratings: TableCounts = msgspec.field(default_factory=TableCounts)
+    products: TableCounts = msgspec.field(default_factory=TableCounts)
+    seconds: float = 0.0
+    aborted: str | None = None  # set when --max-errors stopped the run
+
+
+class ModelInfo(msgspec.Struct):
+    kind: str
+    version: str
+    created_at: str
+    size_bytes: int
+    age_seconds: float
+    params: dict[str, object] = {}
+    counts: dict[str, int] = {}
+    metrics: dict[str, object] = {}
+
+
+class StoreStatus(msgspec.Struct):
+    database: str
+    schema_version: int
+    products: int
+    ratings: int
+    users: int
+    rated_items: int
+    ratings_without_product: int
+    last_ingest_at: str | None
+
+
+class Status(msgspec.Struct):
+    store: StoreStatus
+    models: dict[str, ModelInfo | None] = {}

@@ -1,0 +1,133 @@
+"""Engine creation, SQLite pragmas and schema migrations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from recsys.errors import ConfigError, StoreError
+from recsys.store.tables import SCHEMA_VERSION, metadata, recsys_meta
+
+# Migrations from version N-1 to N, run in order inside one transaction. Version 1 is create_all.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def make_engine(url: str, busy_timeout_ms: int = 10000) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+            _configure_sqlite(engine, busy_timeout_ms)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(f"invalid database URL {url!r}: {exc}") from None
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy, not the driver, issue BEGIN (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cur.execute(
+            "PRAGMA synchronous=NORMAL"
+        )  # WAL + NORMAL: durable at checkpoint, never corrupt
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        # IMMEDIATE takes the write lock up front, so a writer waits (busy_timeout) instead of failing
+        # halfway through a batch with "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer") else "BEGIN")
+
+
+def open_store(url: str, busy_timeout_ms: int = 10000) -> Engine:
+    """Connect and bring the schema up to date."""
+    engine = make_engine(url, busy_timeout_ms)
+    try:
+        ensure_schema(engine)
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the store {engine.url!r}: {exc.orig}") from None
+    return engine
+
+
+def ensure_schema(engine: Engine) -> int:
+    insp = inspect(engine)
+    if insp.has_table("recsys_meta"):
+        with engine.connect() as conn:
+            current = conn.scalar(
+                select(recsys_meta.c.value).where(recsys_meta.c.key == "schema_version")
+            )
+        if current is not None and int(current) == SCHEMA_VERSION:
+            return SCHEMA_VERSION
+    with writer(engine) as conn:
+        metadata.create_all(conn)
+        found = conn.scalar(
+            select(recsys_meta.c.value).where(recsys_meta.c.key == "schema_version")
+        )
+        version = int(found) if found is not None else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store has schema version {version}, newer than this recsys ({SCHEMA_VERSION})"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[step](conn)
+        set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+        if found is None:
+            set_meta(conn, "created_at", str(int(time.time())))
+    return SCHEMA_VERSION
+
+
+def writer(engine: Engine):
+    """A transaction that takes the SQLite write lock at BEGIN."""
+    conn = engine.connect()
+    conn.info["writer"] = True
+    return _WriterTx(conn)
+
+
+class _WriterTx:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        self.tx = self.conn.begin()
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        try:
+            if exc_type is None:
+                self.tx.commit()
+            else:
+                self.tx.rollback()
+        finally:
+            self.conn.info.pop("writer", None)
+            self.conn.close()
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(recsys_meta).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+
+def get_meta(conn: Connection, key: str) -> str | None:
+    return conn.scalar(select(recsys_meta.c.value).where(recsys_meta.c.key == key))
+
+
+def sql(query: str):  # small helper for readable raw SQL in queries.py
+    return text(query)
