@@ -82,6 +82,12 @@ class Meta2014(msgspec.Struct):
 
 
 def _decode(decoder: msgspec.json.Decoder, line: bytes) -> Any:
+    # msgspec does not validate the bytes of keys it skips, so check UTF-8 here (ASCII is cheap).
+    if not line.isascii():
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadLine("invalid_utf8") from None
     try:
         return decoder.decode(line)
     except msgspec.ValidationError as exc:

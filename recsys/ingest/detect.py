@@ -80,7 +80,7 @@ def make_parser(
         return _amazon_parser(chosen_fmt, chosen_kind, rating_range), 0
 
     if record is not None and not generic.columns:  # JSON lines with arbitrary keys
-        mapping = resolve_mapping(list(record), generic)
+        mapping = resolve_mapping(list(record), generic, strict=False)
         return JsonLinesParser(decide_kind(mapping, kind, str(path)), mapping, rating_range), 0
 
     first = head[0].decode(generic.encoding, "replace")

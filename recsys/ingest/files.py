@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -26,11 +25,8 @@ class LineSource:
         self.size = path.stat().st_size
         self.gzipped = self.raw.read(2) == GZIP_MAGIC
         self.raw.seek(0)
-        self.stream: BinaryIO = (
-            io.BufferedReader(gzip.GzipFile(fileobj=self.raw), buffer_size=1 << 20)  # type: ignore[arg-type]
-            if self.gzipped
-            else self.raw
-        )
+        # GzipFile buffers by itself; a bigger buffer on top would lose more lines of a truncated file.
+        self.stream: BinaryIO = gzip.GzipFile(fileobj=self.raw) if self.gzipped else self.raw  # type: ignore[assignment]
 
     @property
     def position(self) -> int:

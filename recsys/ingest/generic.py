@@ -53,26 +53,28 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "").replace(" ", "").replace("-", "")
 
 
-def resolve_mapping(available: list[str] | None, options: GenericOptions) -> dict[str, str]:
-    """recsys field -> source name: explicit --map first, then synonyms among the known names."""
+def resolve_mapping(
+    available: list[str], options: GenericOptions, *, strict: bool = True
+) -> dict[str, str]:
+    """recsys field -> source name: explicit --map first, then synonyms among the known names.
+
+    `strict`: every mapped name must be among `available` (columns of a CSV; not for JSON lines,
+    whose first record may lack optional keys)."""
     for key in options.mapping:
         if key not in ALL_FIELDS:
             raise InvalidInput(
                 f"--map {key}=...: unknown field; use one of {', '.join(ALL_FIELDS)}"
             )
     mapping = dict(options.mapping)
-    if available is not None:
-        for fld, source in mapping.items():
-            if source not in available:
-                raise InvalidInput(
-                    f"--map {fld}={source}: no such column (columns: {', '.join(available)})"
-                )
-        by_norm = {_norm(name): name for name in available}
-        for fld, names in SYNONYMS.items():
-            if fld not in mapping:
-                found = next((by_norm[n] for n in names if n in by_norm), None)
-                if found is not None and found not in mapping.values():
-                    mapping[fld] = found
+    for fld, source in mapping.items():
+        if strict and source not in available:
+            raise InvalidInput(f"--map {fld}={source}: no such column (columns: {', '.join(available)})")
+    by_norm = {_norm(name): name for name in available}
+    for fld, names in SYNONYMS.items():
+        if fld not in mapping:
+            found = next((by_norm[n] for n in names if n in by_norm), None)
+            if found is not None and found not in mapping.values():
+                mapping[fld] = found
     return mapping
 
 

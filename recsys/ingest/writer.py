@@ -11,7 +11,6 @@ from recsys.ingest.rows import PRODUCT_FIELDS, RatingRow
 from recsys.store.engine import get_meta, set_meta, writer
 from recsys.store.tables import product_catalog, user_item_rating
 
-RATING_FIELDS = RatingRow._fields
 
 
 def _insert(engine: Engine, table: Any) -> Insert:
@@ -66,7 +65,7 @@ def latest_per_pair(rows: list[RatingRow]) -> list[dict[str, Any]]:
         seen = latest.get(key)
         if seen is None or row.timestamp >= seen.timestamp:
             latest[key] = row
-    return [dict(zip(RATING_FIELDS, row)) for row in latest.values()]
+    return [row._asdict() for row in latest.values()]
 
 
 class BatchWriter:

@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   virtualenv + install + sample data -> ingest -> train -> recommend/search (SQLite, ./demo-home)
+#   make test   virtualenv + install with test extras + the fast test suite (SQLite and PostgreSQL)
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+HOME_DIR ?= demo-home
+RECSYS = $(BIN)/recsys --home $(HOME_DIR)
+
+.PHONY: install demo test test-slow lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# constraints.txt pins torch to the local CPU build (plain sentence-transformers pulls a 3 GB CUDA torch)
+$(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(RECSYS) sample $(HOME_DIR)/data --users 3000 --items 600 --ratings 30000 --gzip
+	$(RECSYS) ingest $(HOME_DIR)/data/meta.jsonl.gz $(HOME_DIR)/data/reviews.jsonl.gz
+	$(RECSYS) status
+
+test: install
+	$(BIN)/python -m pytest
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
+
+lint: install
+	$(BIN)/ruff check recsys tests benchmarks
+	$(BIN)/ruff format --check recsys tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(HOME_DIR) .pytest_cache
