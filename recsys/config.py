@@ -41,7 +41,7 @@ class StoreSettings:
 
 @dataclass
 class IngestSettings:
-    batch_size: int = _s(20000, "rows per transaction; a crash loses at most the batch in flight")
+    batch_size: int = _s(100000, "rows per transaction; a crash loses at most the batch in flight")
     max_errors: int = _s(
         -1, "stop with exit 1 once more than this many bad lines were seen; -1 never"
     )

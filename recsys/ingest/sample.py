@@ -225,8 +225,8 @@ _GENERIC_FEATURES = (
     "Easy to clean", "Great gift idea", "Tested for quality and safety",
     "Lightweight and easy to carry", "Satisfaction guaranteed",
 )  # fmt: skip
-_MONTHS = ("January February March April May June July August September October November "
-           "December").split()  # fmt: skip
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")  # fmt: skip
 _PUBLISHERS = ("Harbor Lane Press", "Bluebird Books", "Northfield Publishing", "Quill House")
 
 _ALNUM_UP = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
@@ -255,15 +255,16 @@ def _flat(pools: list[list[str]]) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def _lower_noun(noun: str) -> str:
     # Keep acronyms and model-ish tokens (USB-C, OBD2, LED) as they are.
-    return " ".join(w if w.isupper() or any(ch.isdigit() for ch in w) else w.lower()
-                    for w in noun.split())  # fmt: skip
+    words = noun.split()
+    return " ".join(w if w.isupper() or any(ch.isdigit() for ch in w) else w.lower() for w in words)
 
 
 _NOUNS, _NOUN_OFF, _NOUN_LEN = _flat(
     [[n for sub in c.subcats.split(";") for n in _split(sub.split(":")[1])] for c in _CATALOG]
 )
-_NOUN_SUB = [s.split(":")[0].strip() for c in _CATALOG for s in c.subcats.split(";")
-             for _ in _split(s.split(":")[1])]  # fmt: skip
+_NOUN_SUB = [  # each noun's subcategory, aligned with _NOUNS
+    s.split(":")[0].strip() for c in _CATALOG for s in c.subcats.split(";") for _ in s.split("|")
+]
 _NOUN_LOW = [_lower_noun(n) for n in _NOUNS]
 _ADJS, _ADJ_OFF, _ADJ_LEN = _flat([_split(c.adjs) for c in _CATALOG])
 _BRANDS, _BRAND_OFF, _BRAND_LEN = _flat([_split(c.brands) for c in _CATALOG])
@@ -275,7 +276,9 @@ _RB = [_split(b) for s in _REVIEW_BODY for b in _split(s, ";")]
 _RB_PRE, _RB_POST = [b[0] for b in _RB], [b[1] for b in _RB]
 
 
-def _pick(rng: np.random.Generator, cat: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:  # fmt: skip
+def _pick(
+    rng: np.random.Generator, cat: np.ndarray, offs: np.ndarray, lens: np.ndarray
+) -> np.ndarray:
     """Uniform index into each row's category pool (flattened)."""
     return offs[cat] + (rng.random(cat.size) * lens[cat]).astype(np.int64)
 
@@ -371,11 +374,14 @@ def _validate(users: int, items: int, ratings: int, products: int, n_cat: int) -
             f"ratings={ratings})"
         )
     if products < items:
-        raise ValueError(f"products ({products}) must be >= items ({items}): rated items "
-                         "are a subset of the catalog")  # fmt: skip
+        raise ValueError(
+            f"products ({products}) must be >= items ({items}): rated items are a subset of "
+            "the catalog"
+        )
     if ratings > users * items:
-        raise ValueError(f"ratings ({ratings}) exceeds users * items ({users * items}) "
-                         "distinct (user, item) pairs")  # fmt: skip
+        raise ValueError(
+            f"ratings ({ratings}) exceeds the {users * items} distinct (user, item) pairs"
+        )
     if not 1 <= n_cat <= len(_CATALOG):
         raise ValueError(f"categories must be between 1 and {len(_CATALOG)} (got {n_cat})")
 
@@ -409,10 +415,11 @@ def generate_sample(
         rest = _sample_cdf(rng, np.cumsum(cat_w), n - base.size)
         cat_of[lo : lo + n] = rng.permutation(np.concatenate([base, rest]))
     item_cat = cat_of[:items]
-    pop = (rng.permutation(items) + 10.0) ** -0.85  # Zipf-like; offset flattens the very top
+    # Zipf-like popularity; the offset (10 at 90K items) keeps the top item near 0.5% of ratings.
+    pop = (rng.permutation(items) + np.clip(items / 9000, 2.0, 10.0)) ** -0.85
     asin = _asins(rng, 3 * n_prod)  # [parents | 2 variants per product]
-    launch = _LAUNCH_MIN_MS + ((_END_MS - 30 * 86_400_000 - _LAUNCH_MIN_MS)
-                               * rng.random(n_prod) ** 0.7).astype(np.int64)  # fmt: skip
+    span = _END_MS - 30 * 86_400_000 - _LAUNCH_MIN_MS  # launched at least a month before the end
+    launch = _LAUNCH_MIN_MS + (span * rng.random(n_prod) ** 0.7).astype(np.int64)
 
     # Items sorted by category, with cumulative popularity, to sample "an item of category c".
     by_cat = np.argsort(item_cat, kind="stable")
@@ -495,8 +502,9 @@ def generate_sample(
     ic = item_cat[item]
     liked = (ic == prim[user]) | (ic == sec[user])
     u01 = rng.random(n_rows)
-    star = np.where(liked, np.searchsorted(_STARS_IN, u01, "right"),
-                    np.searchsorted(_STARS_OUT, u01, "right"))  # fmt: skip
+    star = np.where(
+        liked, np.searchsorted(_STARS_IN, u01, "right"), np.searchsorted(_STARS_OUT, u01, "right")
+    )
     star = np.minimum(star, 4) + 1
     lemon = (rng.random(items) < 0.12)[item] & (rng.random(n_rows) < 0.6)  # poor items
     star[lemon] = np.maximum(star[lemon] - rng.integers(1, 3, int(lemon.sum())), 1)
@@ -536,18 +544,27 @@ def generate_sample(
         f"{_RO[t // 16 * 4 + t % 16 // 4]} {_RB_PRE[t // 16 * 4 + t % 4]} " for t in range(80)
     ]
     text_b = [f' {_RB_POST[t // 16 * 4 + t % 4]}", "images": [], "asin": "' for t in range(80)]
-    pair = [f'{asin[i if k == 0 else n_prod + 2 * i + k - 1]}", "parent_asin": "{asin[i]}'
-            for i in range(items) for k in range(3)]  # fmt: skip
+    pair = [  # asin_slot -> asin + parent_asin
+        f'{asin[i if k == 0 else n_prod + 2 * i + k - 1]}", "parent_asin": "{asin[i]}'
+        for i in range(items)
+        for k in range(3)
+    ]
     noun_s = [_NOUN_LOW[n] for n in noun_of.tolist()]
     tail = ["false}\n", "true}\n"]
     w = _Writer(reviews_path, gzip)
     try:
         for s in range(0, n_rows, _CHUNK):
-            w.write("".join([
-                f'{head[t]}{text_a[x]}{noun_s[i]}{text_b[x]}{pair[a]}", "user_id": "{user_ids[u]}", '
-                f'"timestamp": {t_ms}, "helpful_vote": {h}, "verified_purchase": {tail[v]}'
-                for t, x, i, a, u, t_ms, h, v in zip(*(c[s : s + _CHUNK].tolist() for c in cols))
-            ]))  # fmt: skip
+            chunk = [c[s : s + _CHUNK].tolist() for c in cols]
+            w.write(
+                "".join(
+                    [
+                        f'{head[t]}{text_a[x]}{noun_s[i]}{text_b[x]}{pair[a]}", "user_id": '
+                        f'"{user_ids[u]}", "timestamp": {t_ms}, "helpful_vote": {h}, '
+                        f'"verified_purchase": {tail[v]}'
+                        for t, x, i, a, u, t_ms, h, v in zip(*chunk, strict=True)
+                    ]
+                )
+            )
     finally:
         w.close()
     return SampleResult(reviews_path, meta_path, n_users, n_items, n_rows, n_prod)
@@ -584,15 +601,18 @@ def _write_meta(
     number = (rng.integers(1, 100, n) * 10 ** rng.integers(0, 3, n)).tolist()
     model = [
         "" if r >= 0.65 else f"{lt[:k]}{'-' if h and k == 2 else ''}{num}"
-        for r, lt, k, h, num in zip(rng.random(n).tolist(), letters, n_letters, hyphen, number)
+        for r, lt, k, h, num in zip(
+            rng.random(n).tolist(), letters, n_letters, hyphen, number, strict=True
+        )
     ]
     model_first = (rng.random(n) < 0.35).tolist()
     med = np.array([c.price for c in _CATALOG])[cat_of]
     cents = rng.choice(np.array([0.99, 0.99, 0.95, 0.49, 0.0]), n)
     price = np.floor(med * rng.lognormal(0.0, 0.6, n)) + cents
     price_s = np.where(rng.random(n) < 0.15, "null", np.char.mod("%.2f", np.maximum(price, 0.99)))
-    img = _to_str(np.hstack([_codes(rng, 2 * n, 1, _ALNUM[4:8]), _codes(rng, 2 * n, 9, _ALNUM),
-                             np.full((2 * n, 1), ord("L"), np.uint8)]))  # fmt: skip
+    # Image ids like "61EzXQ3sXSL": a digit, 9 mixed-case alnum, "L".
+    img_first, img_mid = _codes(rng, 2 * n, 1, _ALNUM[4:8]), _codes(rng, 2 * n, 9, _ALNUM)
+    img = _to_str(np.hstack([img_first, img_mid, np.full((2 * n, 1), ord("L"), np.uint8)]))
     day = launch.astype("datetime64[ms]").astype("datetime64[D]")
     month = day.astype("datetime64[M]")
     year = (month.astype(np.int64) // 12 + 1970).tolist()
@@ -626,12 +646,13 @@ def _write_meta(
             title = f"{head}: {_article(noun)} {noun}"
             if series[p]:
                 title += f" ({spec_s} Series, Book {series[p]})"
-            feats = [f"{_USES[u]} edition", f"{pages[p]} pages", g_feat[gen1[p]]]
-            desc = [f"From {br} comes {head}, {_article(noun).lower()} {_NOUN_LOW[nn]} "
-                    "readers cannot put down."]  # fmt: skip
+            feats = [f"{_USES[u]} edition", f"{pages[p]} pages"]
+            desc = [f"From {br} comes {head}, {_article(noun).lower()} {_NOUN_LOW[nn]} to savor."]
             store = f"{br} (Author)"
-            details = (f'{{"Publisher": "{_PUBLISHERS[publisher[p]]}", "Publication date": '
-                       f'"{date}", "Language": "English", "Print length": "{pages[p]} pages"}}')  # fmt: skip
+            details = (
+                f'{{"Publisher": "{_PUBLISHERS[publisher[p]]}", "Publication date": "{date}", '
+                f'"Language": "English", "Print length": "{pages[p]} pages"}}'
+            )
         else:
             m, use_s = model[p], (_USES[u] if has_use[p] else "for everyday use")
             title = f"{br} {m} {adjs} {noun}" if m and model_first[p] else f"{br} {adjs} {noun}"
@@ -643,12 +664,18 @@ def _write_meta(
                 title += f", {spec_s}"
             if m and not model_first[p]:
                 title += f" - Model {m}"
-            feats = [f"{adjs.upper()}: {_NOUN_LOW[nn]} {use_s}", g_feat[gen1[p]],
-                     g_feat[gen2[p]], f"{warranty[p]}-month {br} warranty"]  # fmt: skip
+            feats = [
+                f"{adjs.upper()}: {_NOUN_LOW[nn]} {use_s}",
+                g_feat[gen1[p]],
+                g_feat[gen2[p]],
+                f"{warranty[p]}-month {br} warranty",
+            ]
             if has_spec[p]:
                 feats.insert(1, f"Key spec: {spec_s}")
-            desc = [f"Meet the {br} {noun}: {adjs}, {_ADJS[a2]} and made {use_s}.",
-                    f"{g_feat[gen2[p]]}."]  # fmt: skip
+            desc = [
+                f"Meet the {br} {noun}: {adjs}, {_ADJS[a2]} and made {use_s}.",
+                f"{g_feat[gen2[p]]}.",
+            ]
             store = br
             details = f'{{"Brand": "{br}", "Date First Available": "{date}"'
             details += f', "Model Number": "{m}"}}' if m else "}"

@@ -1,0 +1,222 @@
+"""The versioned model registry: <home>/models/<kind>/<version>/ + a `current` pointer.
+
+Publishing writes into a hidden temporary folder, fsyncs every file, renames the folder into place
+and then swaps `current` with an atomic os.replace: a kill -9 at any moment leaves the previous
+version live. Leftover temporary folders are removed by the next publish. Loading verifies the
+sha256 of every artifact. Artifacts are npy/npz/faiss files, never pickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from recsys.errors import IntegrityError, InvalidInput, NotFound, NotTrained
+
+KINDS = ("mf", "ss")
+VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
+MANIFEST = "manifest.json"
+CURRENT = "current"
+TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown model kind {kind!r}; use one of {', '.join(KINDS)}")
+    return kind
+
+
+def check_version(version: str) -> str:
+    """User-given version names must look like ours: no path traversal, no surprises."""
+    if not VERSION_RE.match(version):
+        raise InvalidInput(f"invalid model version {version!r} (expected e.g. 20261126T120000Z)")
+    return version
+
+
+class Registry:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def kind_dir(self, kind: str) -> Path:
+        return self.root / check_kind(kind)
+
+    # ---- reading -------------------------------------------------------------------------
+    def current(self, kind: str) -> str | None:
+        try:
+            version = (self.kind_dir(kind) / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return check_version(version)
+
+    def versions(self, kind: str) -> list[str]:
+        folder = self.kind_dir(kind)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and VERSION_RE.match(p.name))
+
+    def manifest(self, kind: str, version: str | None = None) -> dict[str, Any]:
+        version = self._resolve(kind, version)
+        path = self.kind_dir(kind) / version / MANIFEST
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise NotFound(f"model {kind} version {version} does not exist") from None
+        except json.JSONDecodeError:
+            raise IntegrityError(f"model {kind} {version}: manifest.json is corrupt") from None
+
+    def open(self, kind: str, version: str | None = None) -> tuple[Path, dict[str, Any]]:
+        """The folder and manifest of a version after checking every artifact's checksum."""
+        version = self._resolve(kind, version)
+        manifest = self.manifest(kind, version)
+        folder = self.kind_dir(kind) / version
+        for name, expected in manifest["files"].items():
+            path = folder / name
+            if not path.is_file() or sha256_file(path) != expected:
+                raise IntegrityError(
+                    f"model {kind} {version}: artifact {name} is missing, truncated or modified "
+                    f"(checksum mismatch); retrain or `recsys models rollback {kind}`"
+                )
+        return folder, manifest
+
+    def _resolve(self, kind: str, version: str | None) -> str:
+        if version is not None:
+            return check_version(version)
+        current = self.current(kind)
+        if current is None:
+            raise NotTrained(f"no {kind} model yet: run `recsys train {kind}`")
+        return current
+
+    # ---- writing -------------------------------------------------------------------------
+    def publish(self, kind: str, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+        """`build(folder)` writes the artifacts and returns manifest fields; returns the manifest."""
+        folder = self.kind_dir(kind)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.clean_leftovers(kind)
+        version = self._new_version(kind)
+        tmp = folder / f"{TMP_PREFIX}{version}-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            fields = build(tmp)
+            files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            manifest = {
+                "kind": kind,
+                "version": version,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **fields,
+                "files": files,
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+            for path in tmp.iterdir():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+            _fsync_dir(tmp)
+            os.rename(tmp, folder / version)
+            _fsync_dir(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._point(kind, version)
+        return manifest
+
+    def _new_version(self, kind: str) -> str:
+        base = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        existing = set(self.versions(kind))
+        version, n = base, 1
+        while version in existing:
+            n += 1
+            version = f"{base}-{n}"
+        return version
+
+    def _point(self, kind: str, version: str) -> None:
+        folder = self.kind_dir(kind)
+        tmp = folder / f"{TMP_PREFIX}{CURRENT}-{os.getpid()}"
+        tmp.write_text(version + "\n")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / CURRENT)
+        _fsync_dir(folder)
+
+    def clean_leftovers(self, kind: str) -> list[str]:
+        """Remove temporary folders/files of publishes that were killed (older than a minute or
+        of a process that no longer runs)."""
+        removed = []
+        folder = self.kind_dir(kind)
+        if not folder.is_dir():
+            return removed
+        for path in folder.iterdir():
+            if not path.name.startswith(TMP_PREFIX):
+                continue
+            pid = path.name.rsplit("-", 1)[-1]
+            alive = pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid()
+            if alive and time.time() - path.stat().st_mtime < 3600:
+                continue  # another process is publishing right now
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path.name)
+        return removed
+
+    def rollback(self, kind: str, version: str | None = None) -> str:
+        """Point `current` at `version`, or at the version before the current one."""
+        versions = self.versions(kind)
+        if version is None:
+            current = self.current(kind)
+            older = [v for v in versions if current is None or v < current]
+            if not older:
+                raise NotFound(f"no {kind} version older than {current} to roll back to")
+            version = older[-1]
+        elif check_version(version) not in versions:
+            raise NotFound(f"model {kind} version {version} does not exist")
+        self.open(kind, version)  # refuse to point at a damaged version
+        self._point(kind, version)
+        return version
+
+    def prune(self, kind: str, keep: int) -> list[str]:
+        """Delete all but the newest `keep` versions; the current version is always kept."""
+        if keep < 1:
+            raise InvalidInput("--keep must be at least 1")
+        current = self.current(kind)
+        versions = self.versions(kind)
+        doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
+        for version in doomed:
+            shutil.rmtree(self.kind_dir(kind) / version)
+        return doomed
+
+    def size_bytes(self, kind: str, version: str) -> int:
+        folder = self.kind_dir(kind) / check_version(version)
+        return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
