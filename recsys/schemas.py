@@ -64,3 +64,42 @@ class StoreStatus(msgspec.Struct):
 class Status(msgspec.Struct):
     store: StoreStatus
     models: dict[str, ModelInfo | None] = {}
+
+
+class ScoredItem(msgspec.Struct):
+    """One result line, the same in every listing (recommendations and search hits)."""
+
+    item_id: str
+    score: float
+    title: str | None = None
+    image_url: str | None = None
+    price: float | None = None
+    category: str | None = None
+    because: list[str] | None = None  # --explain: the user's items that drove this pick
+
+
+class Recommendations(msgspec.Struct):
+    kind: str  # "similar" | "user"
+    query: str  # the item id or user id asked about
+    strategy: str  # "als" | "popular" | "fold_in"
+    model_version: str | None
+    items: list[ScoredItem]
+    message: str | None = None
+
+
+class TrainResult(msgspec.Struct):
+    kind: str
+    version: str | None
+    skipped: bool = False
+    message: str = ""
+    seconds: float = 0.0
+    counts: dict[str, int] = {}
+    params: dict[str, object] = {}
+    metrics: dict[str, object] = {}
+
+
+class SearchResults(msgspec.Struct):
+    query: str
+    mode: str
+    model_version: str | None
+    hits: list[ScoredItem]

@@ -24,9 +24,9 @@ def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECSYS_HOME", str(home))
     monkeypatch.chdir(tmp_path)  # so ./config.toml of the repository is not picked up
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    from recsys import service
+    from recsys.service import data
 
-    service._engine.cache_clear()
+    data._engine.cache_clear()
     return home
 
 

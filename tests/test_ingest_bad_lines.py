@@ -17,19 +17,23 @@ def review(user: str, item: str, rating: object = 5.0, ts: int = 1_600_000_000_0
 
 def write_dirty(path) -> None:
     lines = [
-        review("U1", "I1").encode(),                      # 1 good
-        b'{"rating": 5.0, "user_id": "U2", "parent_as',    # 2 broken JSON
+        review("U1", "I1").encode(),  # 1 good
+        b'{"rating": 5.0, "user_id": "U2", "parent_as',  # 2 broken JSON
         review("U3", "I1").encode().replace(b'"t"', b'"\xff"'),  # 3 invalid UTF-8
         review("U4", "I1").encode().replace(b"t", b"\x00t", 1),  # 4 NUL byte
-        review("", "I1").encode(),                        # 5 missing user
-        json.dumps({"rating": 5.0, "user_id": "U6", "parent_asin": None, "timestamp": 1}).encode(),  # 6 no item
-        review("U7", "I1", rating="five").encode(),       # 7 rating not a number
-        review("U8", "I1", rating=7).encode(),            # 8 rating out of range
-        review("U9", "I1").encode().replace(b'"helpful_vote": 0', b'"helpful_vote": "many"'),  # 9 wrong type
+        review("", "I1").encode(),  # 5 missing user
+        json.dumps(
+            {"rating": 5.0, "user_id": "U6", "parent_asin": None, "timestamp": 1}
+        ).encode(),  # 6 no item
+        review("U7", "I1", rating="five").encode(),  # 7 rating not a number
+        review("U8", "I1", rating=7).encode(),  # 8 rating out of range
+        review("U9", "I1")
+        .encode()
+        .replace(b'"helpful_vote": 0', b'"helpful_vote": "many"'),  # 9 wrong type
         b'{"rating": 5.0, "text": "' + b"x" * (5 << 20) + b'"}',  # 10 a line of 5 MB
-        b"",                                              # 11 blank: not a record, not an error
-        review("U12", "I2").encode(),                     # 12 good
-        b"[1, 2, 3]",                                     # 13 JSON but not an object
+        b"",  # 11 blank: not a record, not an error
+        review("U12", "I2").encode(),  # 12 good
+        b"[1, 2, 3]",  # 13 JSON but not an object
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
 

@@ -19,10 +19,15 @@ def test_amazon2018_reviews_and_meta(shared_data, db_url):
     # 6 (user, item) pairs were reviewed twice or more (13 reviews): one row per pair.
     assert report["ratings"] == {"inserted": 2965, "updated": 0}
     assert report["products"] == {"inserted": 1547, "updated": 0}
-    assert rows(db_url, "select count(distinct user_id), count(distinct item_id) from user_item_rating") == [(458, 148)]
+    assert rows(
+        db_url, "select count(distinct user_id), count(distinct item_id) from user_item_rating"
+    ) == [(458, 148)]
 
     def product(item_id: str) -> tuple:
-        return rows(db_url, f"select title, price, main_category from product_catalog where item_id = '{item_id}'")[0]
+        return rows(
+            db_url,
+            f"select title, price, main_category from product_catalog where item_id = '{item_id}'",
+        )[0]
 
     assert product("B002VFYGC0") == ("Maggiano's Gift Card", None, "Gift Cards")  # entity, spaces
     assert product("B001H53QE4")[1] == 1250.0  # "$1,250.00"
@@ -50,7 +55,11 @@ def test_amazon2018_keeps_latest_review_of_a_pair(shared_data, db_url):
 
 
 def test_amazon2023_meta(shared_data, db_url):
-    path = shared_data / "amazon2023-health-personal-care-meta-subset" / "meta_Health_and_Personal_Care.jsonl"
+    path = (
+        shared_data
+        / "amazon2023-health-personal-care-meta-subset"
+        / "meta_Health_and_Personal_Care.jsonl"
+    )
     report = cli("--db", db_url, "ingest", path, "--json")
     assert report["files"][0]["format"] == "amazon2023"
     assert report["products"]["inserted"] == 1714
@@ -66,11 +75,15 @@ def test_amazon2023_meta(shared_data, db_url):
 
 
 def test_amazon2014_reviews(shared_data, db_url):
-    path = shared_data / "amazon2014-musical-instruments-5core-excerpt" / "Musical_Instruments_5.json"
+    path = (
+        shared_data / "amazon2014-musical-instruments-5core-excerpt" / "Musical_Instruments_5.json"
+    )
     report = cli("--db", db_url, "ingest", path, "--json")
     assert (report["files"][0]["format"], report["files"][0]["kind"]) == ("amazon2014", "reviews")
     assert report["ratings"]["inserted"] == 50
-    assert rows(db_url, "select count(distinct user_id), count(distinct item_id) from user_item_rating") == [(49, 7)]
+    assert rows(
+        db_url, "select count(distinct user_id), count(distinct item_id) from user_item_rating"
+    ) == [(49, 7)]
     first = rows(db_url, "select rating, timestamp, helpful_votes from user_item_rating "
                  "where user_id = 'A2IBPI20UZIR0U' and item_id = '1384719342'")  # fmt: skip
     assert first == [(5.0, 1393545600, 0)]
@@ -92,10 +105,18 @@ def test_amazon2014_meta_python_literals(tmp_path, db_url):
     assert report["files"][0]["format"] == "amazon2014"
     assert report["products"]["inserted"] == 2
     assert report["errors"] == [{"file": str(path), "line": 3, "reason": "invalid_literal"}]
-    assert rows(db_url, "select title, price, main_category, image_url from product_catalog "
-                "where item_id = '0006428320'") == [(  # fmt: skip
-        "Six Sonatas For Two Flutes Or Violins, Volume 2 (#4-6)", 17.95, "Musical Instruments",
-        "http://ecx.images-amazon.com/images/I/41EpRmh8MEL._SY300_.jpg")]
+    assert rows(
+        db_url,
+        "select title, price, main_category, image_url from product_catalog "
+        "where item_id = '0006428320'",
+    ) == [
+        (  # fmt: skip
+            "Six Sonatas For Two Flutes Or Violins, Volume 2 (#4-6)",
+            17.95,
+            "Musical Instruments",
+            "http://ecx.images-amazon.com/images/I/41EpRmh8MEL._SY300_.jpg",
+        )
+    ]
 
 
 def test_amazon2023_reviews_join_on_parent_asin_and_ms_timestamps(tmp_path, db_url):
@@ -126,17 +147,26 @@ def test_reingest_is_idempotent(shared_data, db_url):
     files = [folder / "meta_Gift_Cards.json", folder / "Gift_Cards_5.json"]
     cli("--db", db_url, "ingest", *files, "--quiet")
     snapshot = rows(db_url, "select * from user_item_rating order by user_id, item_id")
-    products = rows(db_url, "select item_id, title, price, details from product_catalog order by item_id")
+    products = rows(
+        db_url, "select item_id, title, price, details from product_catalog order by item_id"
+    )
     again = cli("--db", db_url, "ingest", *files, "--json")
     assert again["ratings"] == {"inserted": 0, "updated": 0}
     assert again["products"] == {"inserted": 0, "updated": 0}
     assert rows(db_url, "select * from user_item_rating order by user_id, item_id") == snapshot
-    assert rows(db_url, "select item_id, title, price, details from product_catalog order by item_id") == products
+    assert (
+        rows(db_url, "select item_id, title, price, details from product_catalog order by item_id")
+        == products
+    )
 
 
 def test_format_and_kind_override(shared_data, db_url):
-    path = shared_data / "amazon2014-musical-instruments-5core-excerpt" / "Musical_Instruments_5.json"
-    report = cli("--db", db_url, "ingest", path, "--format", "amazon2018", "--kind", "reviews", "--json")
+    path = (
+        shared_data / "amazon2014-musical-instruments-5core-excerpt" / "Musical_Instruments_5.json"
+    )
+    report = cli(
+        "--db", db_url, "ingest", path, "--format", "amazon2018", "--kind", "reviews", "--json"
+    )
     assert report["files"][0]["format"] == "amazon2018" and report["ratings"]["inserted"] == 50
     bad = cli("--db", db_url, "ingest", path, "--format", "nonsense", expect=2)
     assert "nonsense" in bad.output

@@ -21,7 +21,9 @@ def test_movielens_latest_csv(tmp_path, db_url):
         "--map", "rating=rating", "--map", "timestamp=timestamp", "--rating-range", "0.5:5", "--json",
     )  # fmt: skip
     assert report["files"][0]["format"] == "generic" and report["ratings"]["inserted"] == 4
-    cli("--db", db_url, "ingest", movies, "--map", "item=movieId", "--map", "title=title", "--quiet")
+    cli(
+        "--db", db_url, "ingest", movies, "--map", "item=movieId", "--map", "title=title", "--quiet"
+    )
     assert rows(db_url, "select user_id, item_id, rating, timestamp from user_item_rating "
                 "order by user_id, item_id") == [  # fmt: skip
         ("1", "1", 4.0, 964982703), ("1", "3", 0.5, 964981247),
@@ -40,7 +42,16 @@ def test_movielens_100k_u_data_and_latin1_u_item(tmp_path, db_url):
         "302|L.A. Confidential (1997)|01-Jan-1997||http://us.imdb.com/x|0|0|0\n"
         "377|Misérables, Les (1995)|01-Jan-1995||http://us.imdb.com/y|0|0|0\n".encode("latin-1")
     )
-    cli("--db", db_url, "ingest", u_data, "--no-header", "--columns", "user,item,rating,timestamp", "--quiet")
+    cli(
+        "--db",
+        db_url,
+        "ingest",
+        u_data,
+        "--no-header",
+        "--columns",
+        "user,item,rating,timestamp",
+        "--quiet",
+    )
     report = cli(
         "--db", db_url, "ingest", u_item, "--kind", "products", "--no-header", "--delimiter", "|",
         "--encoding", "latin-1", "--columns", "item,title", "--json",

@@ -68,7 +68,9 @@ def resolve_mapping(
     mapping = dict(options.mapping)
     for fld, source in mapping.items():
         if strict and source not in available:
-            raise InvalidInput(f"--map {fld}={source}: no such column (columns: {', '.join(available)})")
+            raise InvalidInput(
+                f"--map {fld}={source}: no such column (columns: {', '.join(available)})"
+            )
     by_norm = {_norm(name): name for name in available}
     for fld, names in SYNONYMS.items():
         if fld not in mapping:

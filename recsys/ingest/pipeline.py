@@ -102,7 +102,9 @@ class _Run:
         )
         file = FileReport(file=str(path), format=parser.name, kind=parser.kind)
         self.report.files.append(file)
-        write = self.writer.write_ratings if parser.kind == "reviews" else self.writer.write_products
+        write = (
+            self.writer.write_ratings if parser.kind == "reviews" else self.writer.write_products
+        )
 
         def flush(rows: list) -> None:
             # Write this batch on the writer thread while the next one is parsed here.
