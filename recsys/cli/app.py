@@ -63,6 +63,7 @@ _GLOBAL_PARAMS = [
 def _root(
     home: HomeOpt = None, db: DbOpt = None, config: ConfigOpt = None, debug: DebugOpt = False
 ):
+    _globals.__init__()  # type: ignore[misc]  # fresh per invocation (tests run many in one process)
     _remember(home=home, db=db, config=config, debug=debug)
 
 

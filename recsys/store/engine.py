@@ -10,10 +10,13 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from recsys.errors import ConfigError, StoreError
+from recsys.store.fulltext import create_fulltext
 from recsys.store.tables import SCHEMA_VERSION, metadata, recsys_meta
 
-# Migrations from version N-1 to N, run in order inside one transaction. Version 1 is create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+# Migrations from version N-1 to N, run in order inside one transaction. create_all makes the
+# tables of the current version; migrations add what metadata cannot express (full-text indexes,
+# triggers) and must be idempotent, because a new database runs them all once too.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: create_fulltext}
 
 
 def make_engine(url: str, busy_timeout_ms: int = 10000) -> Engine:
@@ -83,7 +86,7 @@ def ensure_schema(engine: Engine) -> int:
         found = conn.scalar(
             select(recsys_meta.c.value).where(recsys_meta.c.key == "schema_version")
         )
-        version = int(found) if found is not None else SCHEMA_VERSION
+        version = int(found) if found is not None else 1  # a new database: run every migration
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the store has schema version {version}, newer than this recsys ({SCHEMA_VERSION})"

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 # JSONB on PostgreSQL so that upserts can compare documents (plain json has no equality operator).
 Json = JSON().with_variant(JSONB(), "postgresql")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: full-text index of product titles (store/fulltext.py)
 
 metadata = MetaData()
 

@@ -1,0 +1,217 @@
+"""Semantic, keyword and hybrid product search; training of the semantic index."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from sqlalchemy import func, select
+
+from recsys.config import Settings
+from recsys.errors import InvalidInput, IntegrityError
+from recsys.models.registry import Registry
+from recsys.schemas import ScoredItem, SearchResults, TrainResult
+from recsys.service.data import engine_for
+from recsys.store.engine import get_meta
+from recsys.store.fulltext import keyword_search
+from recsys.store.queries import products_by_id
+from recsys.store.tables import product_catalog
+
+MODES = ("semantic", "keyword", "hybrid")
+
+
+def _fingerprint(settings: Settings) -> str:
+    with engine_for(settings).connect() as conn:
+        revision = get_meta(conn, "products_revision") or "0"
+        count = conn.scalar(select(func.count()).select_from(product_catalog)) or 0
+    return f"products:r{revision}:n{count}"
+
+
+def train_ss(
+    settings: Settings,
+    *,
+    force: bool = False,
+    fields: list[str] | None = None,
+    index: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Embed product texts and publish a FAISS index; skipped when nothing changed (unless force)."""
+    from recsys.models import ss
+    from recsys.models.encoder import MODEL_NAME
+
+    started = time.perf_counter()
+    cfg = settings.ss
+    chosen_fields = ss.check_fields(fields or cfg.fields)
+    index_kind = index or cfg.index
+    if index_kind not in ("auto", "flat", "hnsw"):
+        raise InvalidInput(f"--index {index_kind}: use auto, flat or hnsw")
+    params = {
+        "model": MODEL_NAME, "fields": chosen_fields, "index_requested": index_kind,
+        "hnsw_threshold": cfg.hnsw_threshold, "hnsw_m": cfg.hnsw_m,
+        "hnsw_ef_construction": cfg.hnsw_ef_construction, "hnsw_ef_search": cfg.hnsw_ef_search,
+    }  # fmt: skip
+    registry = Registry(settings.models_dir)
+    fingerprint = _fingerprint(settings)
+    current = registry.current("ss")
+    if current and not force:
+        manifest = registry.manifest("ss")
+        same_params = {k: manifest["params"].get(k) for k in params} == params
+        if manifest.get("fingerprint") == fingerprint and same_params:
+            return TrainResult(
+                kind="ss", version=current, skipped=True,
+                message=f"model is up to date (version {current}; catalog unchanged); --force retrains",
+            )  # fmt: skip
+
+    item_ids, texts, skipped = _product_texts(settings, chosen_fields)
+    if not texts:
+        raise InvalidInput(
+            "no product has usable text to embed: ingest product metadata first (recsys ingest meta...)"
+        )
+    hashes = np.array([ss.text_hash(t) for t in texts], dtype="S16")
+    previous = None
+    if current:
+        try:
+            previous = ss.read_previous(*registry.open("ss"))
+        except IntegrityError:
+            previous = None  # a damaged previous version just means no cache
+    plan = ss.plan_reuse(hashes, previous, dim=384)
+    t_encode = time.perf_counter()
+    if plan.to_encode.size:
+        from recsys.models.encoder import load_sentence_transformer
+
+        model = load_sentence_transformer()
+        todo = [texts[i] for i in plan.to_encode]
+        plan.vectors[plan.to_encode] = ss.encode_texts(model, todo, cfg.batch_size, on_progress)
+    encode_seconds = time.perf_counter() - t_encode
+
+    kind = index_kind if index_kind != "auto" else ("hnsw" if len(texts) >= cfg.hnsw_threshold else "flat")
+    t_index = time.perf_counter()
+    faiss_index = ss.build_index(plan.vectors, kind, cfg.hnsw_m, cfg.hnsw_ef_construction)
+    metrics: dict[str, object] = {}
+    if kind == "hnsw":
+        metrics["hnsw_recall_at_10"] = ss.hnsw_recall(faiss_index, plan.vectors, cfg.hnsw_ef_search)
+    index_seconds = time.perf_counter() - t_index
+    counts = {
+        "products_embedded": len(texts), "skipped_no_text": skipped,
+        "reused_from_cache": len(texts) - int(plan.to_encode.size),
+        "newly_encoded": int(plan.to_encode.size),
+    }  # fmt: skip
+
+    def build(folder):  # type: ignore[no-untyped-def]
+        import faiss
+
+        faiss.write_index(faiss_index, str(folder / "index.faiss"))
+        np.save(folder / "item_ids.npy", np.array(item_ids), allow_pickle=False)
+        np.save(folder / "text_hashes.npy", hashes, allow_pickle=False)
+        return {
+            "params": {**params, "index": kind},
+            "fingerprint": fingerprint,
+            "counts": counts,
+            "metrics": metrics,
+            "durations": {
+                "encode_seconds": round(encode_seconds, 3),
+                "index_seconds": round(index_seconds, 3),
+                "total_seconds": round(time.perf_counter() - started, 3),
+            },
+        }
+
+    manifest = registry.publish("ss", build)
+    return TrainResult(
+        kind="ss", version=manifest["version"], message=f"published ss {manifest['version']}",
+        seconds=round(time.perf_counter() - started, 3), counts=counts,
+        params=manifest["params"], metrics=metrics,
+    )  # fmt: skip
+
+
+def _product_texts(settings: Settings, fields: list[str]) -> tuple[list[str], list[str], int]:
+    from recsys.models.ss import product_text
+
+    p = product_catalog.c
+    columns = [p.item_id, *(p[f] for f in fields)]
+    item_ids, texts, skipped = [], [], 0
+    with engine_for(settings).connect() as conn:
+        for row in conn.execute(select(*columns).order_by(p.item_id)).mappings():
+            text = product_text(dict(row), fields)
+            if text:
+                item_ids.append(row["item_id"])
+                texts.append(text)
+            else:
+                skipped += 1
+    return item_ids, texts, skipped
+
+
+def _check_query(settings: Settings, query: str, k: int, mode: str) -> str:
+    query = query.strip()
+    if not query:
+        raise InvalidInput("query is empty")
+    if len(query) > settings.search.max_query_chars:
+        raise InvalidInput(
+            f"query is too long ({len(query)} characters; at most {settings.search.max_query_chars})"
+        )
+    if k < 1:
+        raise InvalidInput("k must be at least 1")
+    if mode not in MODES:
+        raise InvalidInput(f"unknown search mode {mode!r}; use {', '.join(MODES)}")
+    return query
+
+
+def _semantic(settings: Settings, query: str, k: int, category: str | None):  # type: ignore[no-untyped-def]
+    """(hits, version): nearest products, oversampling when a category filter drops some."""
+    from recsys.models.encoder import query_encoder
+    from recsys.models.ss import SemanticIndex
+    from recsys.service.models import loaded
+
+    model = loaded(settings, "ss", SemanticIndex)
+    vector = query_encoder().encode([query])[0]
+    wanted = k if category is None else k * 10
+    while True:
+        hits = model.search(vector, wanted)
+        if category is not None:
+            cats = products_by_id(engine_for(settings), [i for i, _ in hits])
+            hits = [(i, s) for i, s in hits if cats.get(i, {}).get("main_category") == category]
+        if len(hits) >= k or wanted >= model.index.ntotal:
+            return hits[:k], model.version
+        wanted *= 4
+
+
+def search(
+    settings: Settings,
+    query: str,
+    *,
+    k: int = 10,
+    mode: str | None = None,
+    category: str | None = None,
+) -> SearchResults:
+    mode = mode or settings.search.mode
+    query = _check_query(settings, query, k, mode)
+    engine = engine_for(settings)
+    version = None
+    if mode == "semantic":
+        ranked, version = _semantic(settings, query, k, category)
+    elif mode == "keyword":
+        ranked = keyword_search(engine, query, k, category)
+    else:
+        pool = max(50, 5 * k)  # fuse deeper lists than we return, as RRF is meant to
+        semantic, version = _semantic(settings, query, pool, category)
+        keyword = keyword_search(engine, query, pool, category)
+        ranked = reciprocal_rank_fusion([semantic, keyword], settings.search.rrf_k)[:k]
+    catalog = products_by_id(engine, [item for item, _ in ranked])
+    hits = [
+        ScoredItem(
+            item_id=item, score=round(score, 6), title=catalog.get(item, {}).get("title"),
+            image_url=catalog.get(item, {}).get("image_url"), price=catalog.get(item, {}).get("price"),
+            category=catalog.get(item, {}).get("main_category"),
+        )  # fmt: skip
+        for item, score in ranked
+    ]
+    return SearchResults(query=query, mode=mode, model_version=version, hits=hits)
+
+
+def reciprocal_rank_fusion(lists: list[list[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
+    """Sum of 1 / (k + rank) over the lists an item appears in; scales of scores don't matter."""
+    fused: dict[str, float] = {}
+    for ranked in lists:
+        for rank, (item, _) in enumerate(ranked, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))

@@ -1,0 +1,78 @@
+"""Keyword search with the store's own full-text engine: SQLite FTS5, PostgreSQL text search.
+
+Both index title, store and main category of `product_catalog`. SQLite keeps an external-content
+FTS5 table in sync through triggers (so ingest needs no extra step); PostgreSQL uses a GIN
+expression index. Terms are OR-ed and ranked (bm25 / ts_rank), so a natural-language query still
+finds products that match most of its words, and exact tokens such as model numbers rank first.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Connection, Engine, text
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_PG_DOCUMENT = (
+    "to_tsvector('english', coalesce(title, '') || ' ' || coalesce(store, '') || ' ' "
+    "|| coalesce(main_category, ''))"
+)
+
+SQLITE_DDL = [
+    """CREATE VIRTUAL TABLE IF NOT EXISTS product_fts USING fts5(
+        title, store, main_category, content='product_catalog', content_rowid='rowid',
+        tokenize='unicode61 remove_diacritics 2')""",
+    """CREATE TRIGGER IF NOT EXISTS product_fts_insert AFTER INSERT ON product_catalog BEGIN
+        INSERT INTO product_fts(rowid, title, store, main_category)
+        VALUES (new.rowid, new.title, new.store, new.main_category);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS product_fts_delete AFTER DELETE ON product_catalog BEGIN
+        INSERT INTO product_fts(product_fts, rowid, title, store, main_category)
+        VALUES ('delete', old.rowid, old.title, old.store, old.main_category);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS product_fts_update AFTER UPDATE ON product_catalog BEGIN
+        INSERT INTO product_fts(product_fts, rowid, title, store, main_category)
+        VALUES ('delete', old.rowid, old.title, old.store, old.main_category);
+        INSERT INTO product_fts(rowid, title, store, main_category)
+        VALUES (new.rowid, new.title, new.store, new.main_category);
+    END""",
+    "INSERT INTO product_fts(product_fts) VALUES ('rebuild')",  # index rows that already exist
+]
+PG_DDL = [f"CREATE INDEX IF NOT EXISTS ix_product_catalog_fulltext ON product_catalog USING GIN ({_PG_DOCUMENT})"]
+
+
+def create_fulltext(conn: Connection) -> None:
+    """Schema migration 2 (idempotent)."""
+    for statement in PG_DDL if conn.dialect.name == "postgresql" else SQLITE_DDL:
+        conn.exec_driver_sql(statement)
+
+
+def query_terms(query: str) -> list[str]:
+    return [t.lower() for t in _TOKEN.findall(query)][:32]
+
+
+def keyword_search(
+    engine: Engine, query: str, limit: int, category: str | None = None
+) -> list[tuple[str, float]]:
+    """(item_id, score) best first; higher score is better on both backends."""
+    terms = query_terms(query)
+    if not terms:
+        return []
+    params: dict[str, object] = {"limit": limit, "category": category}
+    where_category = "AND p.main_category = :category" if category is not None else ""
+    if engine.dialect.name == "postgresql":
+        params["q"] = " | ".join(f"'{t}'" for t in terms)  # quoted lexemes: no tsquery syntax
+        sql = f"""
+            SELECT p.item_id, ts_rank({_PG_DOCUMENT}, to_tsquery('english', :q)) AS score
+            FROM product_catalog p
+            WHERE {_PG_DOCUMENT} @@ to_tsquery('english', :q) {where_category}
+            ORDER BY score DESC, p.item_id LIMIT :limit"""
+    else:
+        params["q"] = " OR ".join(f'"{t}"' for t in terms)  # quoted: no FTS5 query syntax
+        sql = f"""
+            SELECT p.item_id, -bm25(product_fts) AS score
+            FROM product_fts JOIN product_catalog p ON p.rowid = product_fts.rowid
+            WHERE product_fts MATCH :q {where_category}
+            ORDER BY bm25(product_fts), p.item_id LIMIT :limit"""
+    with engine.connect() as conn:
+        return [(row[0], float(row[1])) for row in conn.execute(text(sql), params)]

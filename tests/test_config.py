@@ -1,0 +1,64 @@
+"""Settings precedence, validation, `recsys config`, and config.toml staying true."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import cli
+from recsys.config import load_settings, render_default_toml
+from recsys.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_config_toml_lists_every_default():
+    assert (REPO / "config.toml").read_text().strip() == render_default_toml().strip()
+
+
+def test_precedence_flag_over_env_over_file_over_default(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[mf]\nfactors = 32\niterations = 7\n[ingest]\nbatch_size = 500\n")
+    env = {"RECSYS_MF_FACTORS": "48", "RECSYS_HOME": str(tmp_path / "envhome")}
+    s = load_settings(config_file=str(cfg), overrides={"mf.factors": 99, "mf.alpha": None}, environ=env)
+    assert s.mf.factors == 99 and s.sources["mf.factors"] == "flag"
+    s = load_settings(config_file=str(cfg), environ=env)
+    assert s.mf.factors == 48 and s.sources["mf.factors"] == "env RECSYS_MF_FACTORS"
+    assert s.mf.iterations == 7 and s.sources["mf.iterations"] == f"file {cfg}"
+    assert s.mf.alpha == 2.0 and s.sources["mf.alpha"] == "default"
+    assert s.home == tmp_path / "envhome" and s.db_url.endswith("envhome/recsys.db")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[mf]\nfactorz = 3\n", "unknown setting 'mf.factorz'"),
+        ("[nope]\nx = 1\n", "unknown section [nope]"),
+        ("[mf]\nfactors = 'many'\n", "setting 'mf.factors' must be int"),
+        ("[server]\nprotect_all = 1\n", "setting 'server.protect_all' must be bool"),
+        ("[mf\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_file_names_the_key(tmp_path, text, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_settings(config_file=str(cfg), environ={})
+    result = cli("--config", cfg, "status", expect=1)
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_bad_env_value_is_a_clear_error():
+    with pytest.raises(ConfigError, match="RECSYS_INGEST_BATCH_SIZE: setting 'ingest.batch_size' must be int"):
+        load_settings(environ={"RECSYS_INGEST_BATCH_SIZE": "lots"})
+
+
+def test_config_command_shows_values_and_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_SERVER_PORT", "9001")
+    monkeypatch.setenv("RECSYS_API_KEY", "s3cret")
+    rows = {r["key"]: r for r in cli("--db", f"sqlite:///{tmp_path}/x.db", "config", "--json")}
+    assert rows["server.port"]["value"] == 9001 and rows["server.port"]["source"] == "env RECSYS_SERVER_PORT"
+    assert rows["store.url"]["source"] == "flag"
+    assert rows["server.api_key"]["value"] == "***"  # never printed
+    assert rows["mf.factors"]["source"] == "default" and rows["mf.factors"]["help"]
