@@ -48,7 +48,9 @@ def ingest(label: str, db_args: list[str], meta: Path, reviews: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "recsys-reference")
+    parser.add_argument(
+        "--data", type=Path, default=Path(tempfile.gettempdir()) / "recsys-reference"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite-utils", action="store_true")
     args = parser.parse_args()
@@ -60,7 +62,9 @@ def main() -> None:
         print(f"[sqlite] database size {mb((home / 'recsys.db').stat().st_size)}")
 
         quarter = head_gz(reviews, work / "quarter.jsonl.gz", 500_000)
-        _, _, peak_quarter = run_cli(["--home", str(work / "q"), "ingest", str(quarter), "--json", "-q"])
+        _, _, peak_quarter = run_cli(
+            ["--home", str(work / "q"), "ingest", str(quarter), "--json", "-q"]
+        )
         print(f"[sqlite] peak RSS, 500K reviews: {mb(peak_quarter)} (2M above: memory is flat)")
 
         if not args.no_sqlite_utils and shutil.which("sqlite-utils"):
@@ -71,7 +75,9 @@ def main() -> None:
             subprocess.run(["sqlite-utils", "insert", str(work / "su.db"), "reviews", str(plain), "--nl"],
                            check=True, capture_output=True)  # fmt: skip
             su_rate = 2_000_000 / (time.perf_counter() - started)
-            print(f"[sqlite-utils insert --nl] {su_rate:,.0f} reviews/s -> recsys is {rate / su_rate:.1f}x")
+            print(
+                f"[sqlite-utils insert --nl] {su_rate:,.0f} reviews/s -> recsys is {rate / su_rate:.1f}x"
+            )
 
         if not args.no_postgres:
             import pgcluster

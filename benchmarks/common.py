@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,20 +26,21 @@ def reference_sample(data: Path, seed: int = 42) -> tuple[Path, Path]:
 
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> tuple[float, dict, int]:
-    """(wall seconds, parsed --json output, peak RSS of the child in bytes)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    proc = subprocess.run(
-        RECSYS + args, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"recsys {' '.join(args)} failed:\n{proc.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far; fine for one child per call,
-    # reported as this run's peak only when it grew (earlier children were smaller).
-    output = json.loads(proc.stdout) if "--json" in args else {}
-    return seconds, output, max(peak, before) * 1024
+    """(wall seconds, parsed --json output, peak RSS of that child process in bytes)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            RECSYS + args, stdout=out, stderr=err, env={**os.environ, **(env or {})}
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this one child
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"recsys {' '.join(args)} failed:\n{err.read()}")
+        output = json.loads(out.read()) if "--json" in args else {}
+    return seconds, output, usage.ru_maxrss * 1024
 
 
 def mb(n: float) -> str:

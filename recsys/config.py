@@ -42,6 +42,9 @@ class StoreSettings:
 @dataclass
 class IngestSettings:
     batch_size: int = _s(100000, "rows per transaction; a crash loses at most the batch in flight")
+    batch_max_bytes: int = _s(
+        33_554_432, "a batch is also written once its lines reach this many bytes (caps memory)"
+    )
     max_errors: int = _s(
         -1, "stop with exit 1 once more than this many bad lines were seen; -1 never"
     )
@@ -93,6 +96,10 @@ class ServerSettings:
     cors_origins: list[str] = _s([], "allowed CORS origins; empty disables CORS")
     log_format: str = _s("text", "request log lines: text | json")
     reload_check_seconds: float = _s(1.0, "how often the server looks for a newly published model")
+    shutdown_timeout_seconds: float = _s(
+        30.0, "on SIGTERM, in-flight requests get this long to finish before connections close"
+    )
+    training_nice: int = _s(10, "niceness of training jobs started over HTTP: serving stays fast")
 
 
 @dataclass

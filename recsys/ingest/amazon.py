@@ -7,6 +7,7 @@ Structs do the decoding: unknown keys are skipped without building Python object
 from __future__ import annotations
 
 import ast
+import html
 from typing import Any
 
 import msgspec
@@ -175,11 +176,13 @@ def _first_str(*lists: list[Any] | None) -> str | None:
     return None
 
 
-def _text_list(values: Any, tally: Tally) -> list[str] | None:
+def _text_list(values: Any) -> list[str] | None:
+    """Feature bullets and description paragraphs: trimmed and unescaped, empty ones dropped.
+    (Cheaper than clean_text: these lists are long, and stray HTML in them is harmless.)"""
     if not isinstance(values, list):
         return None
-    cleaned = [clean_text(v, Tally(), "text") for v in values]  # junk bullets are just dropped
-    return [v for v in cleaned if v]
+    texts = (v.strip() for v in values if isinstance(v, str))
+    return [html.unescape(t) if "&" in t else t for t in texts if t]
 
 
 class Meta2023Parser(Parser):
@@ -198,8 +201,8 @@ class Meta2023Parser(Parser):
             average_rating=m.average_rating,
             rating_count=m.rating_number,
             image_url=_main_image_2023(m.images),
-            features=_text_list(m.features, t),
-            description=_text_list(m.description, t),
+            features=_text_list(m.features),
+            description=_text_list(m.description),
             categories=m.categories,
             details=m.details,
             images=m.images,
@@ -221,8 +224,8 @@ class Meta2018Parser(Parser):
             store=clean_text(m.brand, t, "store"),
             price=parse_price(m.price, t),
             image_url=_first_str(m.imageURLHighRes, m.imageURL, m.image),
-            features=_text_list(m.feature, t),
-            description=_text_list(m.description, t),
+            features=_text_list(m.feature),
+            description=_text_list(m.description),
             categories=[c for c in (clean_text(c, Tally(), "x") for c in m.category or []) if c],
             details=strip_keys(m.details),
             images=images,

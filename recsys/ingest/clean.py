@@ -28,7 +28,9 @@ def clean_text(value: Any, tally: Tally, what: str) -> str | None:
     """Trim, unescape HTML entities, collapse whitespace; markup junk becomes None (and is counted)."""
     if not isinstance(value, str):
         return None
-    text = _WS.sub(" ", html.unescape(value)).strip()
+    if "&" in value:
+        value = html.unescape(value)
+    text = " ".join(value.split())  # trim and collapse whitespace (faster than a regex)
     if not text:
         return None
     if _MARKUP.search(text):

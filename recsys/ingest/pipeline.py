@@ -31,6 +31,7 @@ class IngestOptions:
     kind: str | None = None
     generic: GenericOptions = field(default_factory=GenericOptions)
     batch_size: int = 100000
+    batch_max_bytes: int = 32 << 20  # product lines are big: bound memory by bytes too
     max_errors: int = -1  # stop once bad lines exceed this; -1 never
     max_line_bytes: int = 4 << 20
     max_reported_errors: int = 1000
@@ -112,6 +113,7 @@ class _Run:
 
         parse = parser.parse
         batch: list = []
+        batch_bytes = 0
         source = LineSource(path)
         number = 0
         try:
@@ -131,10 +133,11 @@ class _Run:
                 except BadLine as exc:
                     self.bad(file, number, exc.reason)
                     continue
-                if len(batch) >= opts.batch_size:
+                batch_bytes += len(line)
+                if len(batch) >= opts.batch_size or batch_bytes >= opts.batch_max_bytes:
                     flush(batch)
                     file.rows += len(batch)
-                    batch = []
+                    batch, batch_bytes = [], 0
                     self.on_progress(source.position, source.size, path.name)
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
             # A truncated or corrupt gzip: keep what was read, report where it broke.

@@ -45,6 +45,7 @@ def ingest(
         kind=kind,
         generic=generic or GenericOptions(),
         batch_size=cfg.batch_size,
+        batch_max_bytes=cfg.batch_max_bytes,
         max_errors=cfg.max_errors if max_errors is None else max_errors,
         max_line_bytes=cfg.max_line_bytes,
         max_reported_errors=cfg.max_reported_errors,

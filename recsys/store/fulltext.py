@@ -38,7 +38,9 @@ SQLITE_DDL = [
     END""",
     "INSERT INTO product_fts(product_fts) VALUES ('rebuild')",  # index rows that already exist
 ]
-PG_DDL = [f"CREATE INDEX IF NOT EXISTS ix_product_catalog_fulltext ON product_catalog USING GIN ({_PG_DOCUMENT})"]
+PG_DDL = [
+    f"CREATE INDEX IF NOT EXISTS ix_product_catalog_fulltext ON product_catalog USING GIN ({_PG_DOCUMENT})"
+]
 
 
 def create_fulltext(conn: Connection) -> None:
