@@ -32,6 +32,7 @@ def model_path() -> Path:
 def load_sentence_transformer() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' weight-loading bars; ours are rich
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(model_path()), device="cpu")
@@ -73,7 +74,9 @@ class NumpyMiniLM:
             + w["embeddings.position_embeddings.weight"][: len(ids)]
             + w["embeddings.token_type_embeddings.weight"][0]
         )
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        x = _layer_norm(
+            x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps
+        )
         seq, hidden = x.shape
         head_dim = hidden // n_heads
         for i in range(self.layers):

@@ -20,7 +20,9 @@ from recsys.errors import InvalidInput
 from recsys.models.encoder import MODEL_NAME
 
 TEXT_FIELDS = ("title", "features", "description", "store", "main_category", "categories")
-ENCODE_CHUNK = 4096  # texts per encode() call: progress granularity, sentence-transformers sorts within
+ENCODE_CHUNK = (
+    4096  # texts per encode() call: progress granularity, sentence-transformers sorts within
+)
 
 
 def check_fields(fields: Iterable[str]) -> list[str]:
@@ -65,7 +67,9 @@ class EncodePlan:
     to_encode: np.ndarray  # row positions whose text is new or changed
 
 
-def plan_reuse(hashes: np.ndarray, previous: tuple[np.ndarray, np.ndarray] | None, dim: int) -> EncodePlan:
+def plan_reuse(
+    hashes: np.ndarray, previous: tuple[np.ndarray, np.ndarray] | None, dim: int
+) -> EncodePlan:
     """Fill rows whose text hash the previous version embedded; the rest must be encoded."""
     vectors = np.zeros((len(hashes), dim), dtype=np.float32)
     if previous is None:
@@ -110,7 +114,9 @@ def build_index(vectors: np.ndarray, kind: str, m: int, ef_construction: int) ->
     return index
 
 
-def hnsw_recall(index: Any, vectors: np.ndarray, ef_search: int, k: int = 10, sample: int = 1000) -> float:
+def hnsw_recall(
+    index: Any, vectors: np.ndarray, ef_search: int, k: int = 10, sample: int = 1000
+) -> float:
     """Recall@k of the HNSW index against exact search, on sampled catalog vectors as queries."""
     import faiss
 
@@ -154,4 +160,8 @@ class SemanticIndex:
         if k <= 0:
             return []
         scores, rows = self.index.search(vector.reshape(1, -1).astype(np.float32), k)
-        return [(str(self.item_ids[r]), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+        return [
+            (str(self.item_ids[r]), float(s))
+            for r, s in zip(rows[0], scores[0], strict=True)
+            if r >= 0
+        ]

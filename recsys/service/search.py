@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from recsys.config import Settings
-from recsys.errors import InvalidInput, IntegrityError
+from recsys.errors import IntegrityError, InvalidInput
 from recsys.models.registry import Registry
 from recsys.schemas import ScoredItem, SearchResults, TrainResult
 from recsys.service.data import engine_for
@@ -85,7 +85,11 @@ def train_ss(
         plan.vectors[plan.to_encode] = ss.encode_texts(model, todo, cfg.batch_size, on_progress)
     encode_seconds = time.perf_counter() - t_encode
 
-    kind = index_kind if index_kind != "auto" else ("hnsw" if len(texts) >= cfg.hnsw_threshold else "flat")
+    kind = (
+        index_kind
+        if index_kind != "auto"
+        else ("hnsw" if len(texts) >= cfg.hnsw_threshold else "flat")
+    )
     t_index = time.perf_counter()
     faiss_index = ss.build_index(plan.vectors, kind, cfg.hnsw_m, cfg.hnsw_ef_construction)
     metrics: dict[str, object] = {}
@@ -117,10 +121,13 @@ def train_ss(
         }
 
     manifest = registry.publish("ss", build)
+    from recsys.service.models import forget
+
+    forget(settings, "ss")  # this process answers from the new version right away
     return TrainResult(
         kind="ss", version=manifest["version"], message=f"published ss {manifest['version']}",
         seconds=round(time.perf_counter() - started, 3), counts=counts,
-        params=manifest["params"], metrics=metrics,
+        params=manifest["params"], metrics=metrics, timings=manifest["durations"],
     )  # fmt: skip
 
 
@@ -162,7 +169,7 @@ def _semantic(settings: Settings, query: str, k: int, category: str | None):  # 
     from recsys.models.ss import SemanticIndex
     from recsys.service.models import loaded
 
-    model = loaded(settings, "ss", SemanticIndex)
+    model: SemanticIndex = loaded(settings, "ss", SemanticIndex).model
     vector = query_encoder().encode([query])[0]
     wanted = k if category is None else k * 10
     while True:
@@ -199,8 +206,11 @@ def search(
     catalog = products_by_id(engine, [item for item, _ in ranked])
     hits = [
         ScoredItem(
-            item_id=item, score=round(score, 6), title=catalog.get(item, {}).get("title"),
-            image_url=catalog.get(item, {}).get("image_url"), price=catalog.get(item, {}).get("price"),
+            item_id=item,
+            score=round(score, 6),
+            title=catalog.get(item, {}).get("title"),
+            image_url=catalog.get(item, {}).get("image_url"),
+            price=catalog.get(item, {}).get("price"),
             category=catalog.get(item, {}).get("main_category"),
         )  # fmt: skip
         for item, score in ranked

@@ -1,0 +1,125 @@
+"""Semantic / keyword / hybrid search on the real 2023 Health & Personal Care titles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import cli
+
+META = "amazon2023-health-personal-care-meta-subset/meta_Health_and_Personal_Care.jsonl"
+PRE_WORKOUT = "B075ZXP9XL"  # "Pre Workout Powder Energy Drink (30 Servings) – Caffeine Free ..."
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory) -> Path:
+    """One real ingest + `train ss` in a subprocess with the network made unreachable."""
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / META
+    if not data.exists():
+        pytest.skip(f"real data sample not found at {data}")
+    home = tmp_path_factory.mktemp("ss") / "home"
+    cli("--home", home, "ingest", data, "-q")
+    # Offline proof: any attempt to reach a model hub goes to a dead proxy and fails.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    proc = subprocess.run(
+        [sys.executable, "-m", "recsys", "--home", str(home), "train", "ss", "--json"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (
+        result["counts"]["products_embedded"] == 1714 and result["counts"]["newly_encoded"] == 1714
+    )
+    return home
+
+
+def hits(home: Path, query: str, *args: str) -> list[str]:
+    return [h["item_id"] for h in cli("--home", home, "search", query, "--json", *args)["hits"]]
+
+
+@pytest.mark.parametrize("mode", ["semantic", "keyword", "hybrid"])
+def test_obvious_query_finds_its_product(trained_home, mode):
+    assert PRE_WORKOUT in hits(
+        trained_home, "caffeine free pre workout energy drink", "--mode", mode, "-k", "5"
+    )
+
+
+def test_semantic_matches_meaning_not_words(trained_home):
+    # none of these words is in the title "Pill Cutter for Small or Large Pills, Barhon Pill Splitter ..."
+    top = cli("--home", trained_home, "search", "tool to split tablets in half", "--mode", "semantic",
+              "-k", "5", "--json")["hits"]  # fmt: skip
+    assert any("Pill Cutter" in (h["title"] or "") or "Splitter" in (h["title"] or "") for h in top)
+    assert all(
+        set(h) >= {"item_id", "score", "title", "image_url", "price", "category"} for h in top
+    )
+
+
+def test_keyword_finds_exact_brand_tokens(trained_home):
+    top = cli("--home", trained_home, "search", "LIZIMANDU", "--mode", "keyword", "--json")["hits"]
+    assert top and all("LIZIMANDU" in h["title"].upper() for h in top)
+
+
+def test_category_filter_and_k(trained_home):
+    result = cli("--home", trained_home, "search", "vitamin", "--category", "Health & Personal Care",
+                 "-k", "7", "--json")  # fmt: skip
+    assert len(result["hits"]) == 7 and {h["category"] for h in result["hits"]} == {
+        "Health & Personal Care"
+    }
+    assert hits(trained_home, "vitamin", "--category", "Toys & Games") == []
+
+
+def test_query_vectors_equal_training_encoder(trained_home):
+    from recsys.models.encoder import NumpyMiniLM, load_sentence_transformer
+
+    texts = ["wireless earbuds for running", "Nature's Stance Elderberry Immune Gummies with Zinc",
+             "KT-450", "ünïcödé – ✓", "x " * 400]  # fmt: skip
+    light = NumpyMiniLM().encode(texts)
+    torch_vectors = load_sentence_transformer().encode(texts, normalize_embeddings=True)
+    assert light.dtype == np.float32 and light.shape == (5, 384)
+    assert np.abs(light - torch_vectors).max() < 1e-5
+    assert np.all((light * torch_vectors).sum(1) > 0.99999)
+
+
+def test_incremental_retrain_embeds_only_changed_products(trained_home, tmp_path):
+    skipped = cli("--home", trained_home, "train", "ss", "--json")
+    assert skipped["skipped"] and "up to date" in skipped["message"]
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(json.dumps({"parent_asin": PRE_WORKOUT, "title": "Zebra striped yoga mat, extra thick",
+                                   "main_category": "Health & Personal Care"}) + "\n")  # fmt: skip
+    cli("--home", trained_home, "ingest", changed, "-q")
+    result = cli("--home", trained_home, "train", "ss", "--json")
+    assert result["counts"]["newly_encoded"] == 1 and result["counts"]["reused_from_cache"] == 1713
+    assert hits(trained_home, "zebra yoga mat", "--mode", "semantic", "-k", "1") == [PRE_WORKOUT]
+
+
+def test_hnsw_index_records_recall(trained_home, tmp_path):
+    result = cli("--home", trained_home, "train", "ss", "--index", "hnsw", "--force", "--json")
+    assert result["params"]["index"] == "hnsw" and result["counts"]["newly_encoded"] == 0
+    assert 0.9 <= result["metrics"]["hnsw_recall_at_10"] <= 1.0
+    assert hits(trained_home, "weekly pill organizer", "--mode", "semantic", "-k", "3")
+
+
+def test_query_errors(trained_home):
+    assert "query is empty" in cli("--home", trained_home, "search", "   ", expect=1).stderr
+    assert "query is too long" in cli("--home", trained_home, "search", "x" * 600, expect=1).stderr
+    assert cli("--home", trained_home, "search", "x", "--mode", "fuzzy", expect=2).exit_code == 2
+
+
+def test_missing_index_is_a_clear_error(shared_data):
+    cli("ingest", shared_data / META, "-q")
+    result = cli("search", "vitamin c", "--mode", "semantic", expect=1)
+    assert "no ss model yet: run `recsys train ss`" in result.stderr
+    assert hits(
+        Path(os.environ["RECSYS_HOME"]), "vitamin c", "--mode", "keyword"
+    )  # no model needed
+
+
+def test_train_ss_without_products_is_a_clear_error():
+    result = cli("train", "ss", expect=1)
+    assert "no product has usable text" in result.stderr
