@@ -6,7 +6,9 @@ statement runs in C without holding the GIL, so the parser thread keeps working 
 executemany re-takes the GIL for every row and stalls against it), and key order touches each index
 page once. Measured on 2M reviews: ~12 s instead of ~35 s row by row.
 
-PostgreSQL: psycopg's pipelined executemany of the same upsert.
+PostgreSQL: ratings are COPYed into a temporary table and merged by one INSERT ... SELECT DISTINCT
+ON (user_id, item_id) (PostgreSQL refuses to update a row twice in one statement, so the latest
+line of a pair is picked first); products go through psycopg's pipelined executemany.
 
 Both keep the latest review of a pair (a later line wins a tie) and leave identical rows alone, so
 re-ingesting a file changes nothing.
@@ -66,8 +68,15 @@ SQLITE_RATINGS = _sqlite_merge(
     "user_item_rating", RATING_FIELDS, "1, 2, key", _rating_conflict("IS NOT")
 )
 SQLITE_PRODUCTS = _sqlite_merge("product_catalog", PRODUCT_FIELDS, "1", _product_conflict("IS NOT"))
-PG_RATINGS = _pg_upsert(
-    "user_item_rating", RATING_FIELDS, _rating_conflict("IS DISTINCT FROM"), set()
+PG_STAGING = """CREATE TEMP TABLE IF NOT EXISTS staging_rating (
+    seq bigint GENERATED ALWAYS AS IDENTITY, user_id text, item_id text, rating double precision,
+    timestamp bigint, verified boolean, helpful_votes integer) ON COMMIT DELETE ROWS"""
+PG_COPY = f"COPY staging_rating ({', '.join(RATING_FIELDS)}) FROM STDIN"
+PG_RATINGS_MERGE = (
+    f"INSERT INTO user_item_rating ({', '.join(RATING_FIELDS)}) "
+    f"SELECT DISTINCT ON (user_id, item_id) {', '.join(RATING_FIELDS)} FROM staging_rating "
+    "ORDER BY user_id, item_id, timestamp DESC, seq DESC"  # the latest line of each pair
+    + _rating_conflict("IS DISTINCT FROM")
 )
 PG_PRODUCTS = _pg_upsert(
     "product_catalog", PRODUCT_FIELDS, _product_conflict("IS DISTINCT FROM"), PRODUCT_JSON_FIELDS
@@ -92,6 +101,15 @@ def _product_tuples(rows: list[dict[str, Any]], json_as_text: bool) -> list[tupl
     ]
 
 
+def _copy_merge_ratings(conn: Connection, rows: list[RatingRow]) -> int:
+    conn.exec_driver_sql(PG_STAGING)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(PG_COPY) as copy:
+        for row in rows:
+            copy.write_row(row)
+    return conn.exec_driver_sql(PG_RATINGS_MERGE).rowcount
+
+
 class BatchWriter:
     """Writes batches and counts rows changed; inserted = growth of the table, the rest updated."""
 
@@ -113,7 +131,7 @@ class BatchWriter:
         if not rows:
             return
         if self.postgres:
-            self._write("ratings", lambda conn: conn.exec_driver_sql(PG_RATINGS, rows).rowcount)
+            self._write("ratings", lambda conn: _copy_merge_ratings(conn, rows))
         else:
             payload = _json.encode(rows).decode()
             self._write(
