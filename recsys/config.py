@@ -64,6 +64,12 @@ class MFSettings:
     alpha: float = _s(2.0, "confidence = 1 + alpha * rating (confidence 'linear')")
     confidence: str = _s("linear", "how a rating becomes confidence: linear | binary")
     random_state: int = _s(42, "seed for the factor initialisation")
+    test_fraction: float = _s(0.2, "evaluate: share of the ratings held out as the test set")
+    min_user_ratings: int = _s(
+        2,
+        "users with fewer ratings are left out of the fit (one rating holds no co-occurrence; "
+        "~10x faster at the reference scale); they are still served by fold-in. 1 = everyone",
+    )
 
 
 @dataclass

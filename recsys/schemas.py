@@ -48,6 +48,7 @@ class ModelInfo(msgspec.Struct):
     params: dict[str, object] = {}
     counts: dict[str, int] = {}
     metrics: dict[str, object] = {}
+    current: bool = False  # the version `current` points at (models list)
 
 
 class StoreStatus(msgspec.Struct):
@@ -96,6 +97,7 @@ class TrainResult(msgspec.Struct):
     counts: dict[str, int] = {}
     params: dict[str, object] = {}
     metrics: dict[str, object] = {}
+    timings: dict[str, float] = {}  # seconds per phase: read, matrix, fit, evaluate, publish
 
 
 class SearchResults(msgspec.Struct):
@@ -103,3 +105,33 @@ class SearchResults(msgspec.Struct):
     mode: str
     model_version: str | None
     hits: list[ScoredItem]
+
+
+class RankingMetrics(msgspec.Struct):
+    """Top-k metrics averaged over evaluated users; coverage = share of the catalog recommended."""
+
+    precision: float
+    recall: float
+    ndcg: float
+    map: float
+    coverage: float
+
+
+class EvaluationReport(msgspec.Struct):
+    kind: str  # the model kind evaluated, "mf"
+    k: int
+    split: str  # "time" | "random"
+    test_fraction: float
+    seed: int
+    train_interactions: int
+    test_interactions: int
+    test_users: int  # distinct users with test interactions
+    evaluated_users: int  # test users known to train with at least one test item known to train
+    cold_users: int  # test users the train part never saw (not scored, counted here)
+    cold_user_interactions: int
+    cold_items: int  # distinct test items the train part never saw (no model can rank them)
+    cold_item_interactions: int
+    catalog_items: int  # items the train part saw: the ranked catalog
+    models: dict[str, RankingMetrics] = {}  # "als", "popular"
+    params: dict[str, object] = {}
+    seconds: float = 0.0

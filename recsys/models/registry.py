@@ -44,6 +44,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def version_key(version: str) -> tuple[str, int]:
+    """Chronological order: 20261126T120000Z < ...Z-2 < ...Z-10 (plain string order puts -10
+    before -2)."""
+    base, _, n = version.partition("-")
+    return base, int(n or 1)
+
+
 def check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise InvalidInput(f"unknown model kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -76,7 +83,8 @@ class Registry:
         folder = self.kind_dir(kind)
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if p.is_dir() and VERSION_RE.match(p.name))
+        names = [p.name for p in folder.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
+        return sorted(names, key=version_key)
 
     def manifest(self, kind: str, version: str | None = None) -> dict[str, Any]:
         version = self._resolve(kind, version)
@@ -93,7 +101,12 @@ class Registry:
         version = self._resolve(kind, version)
         manifest = self.manifest(kind, version)
         folder = self.kind_dir(kind) / version
-        for name, expected in manifest["files"].items():
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not files:
+            raise IntegrityError(f"model {kind} {version}: manifest.json lists no artifacts")
+        for name, expected in files.items():
+            if not isinstance(name, str) or "/" in name or name.startswith(".") or name == MANIFEST:
+                raise IntegrityError(f"model {kind} {version}: bad artifact name {name!r}")
             path = folder / name
             if not path.is_file() or sha256_file(path) != expected:
                 raise IntegrityError(
@@ -134,7 +147,18 @@ class Registry:
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
             _fsync_dir(tmp)
-            os.rename(tmp, folder / version)
+            while True:
+                try:
+                    os.rename(tmp, folder / version)
+                    break
+                except OSError:
+                    # Another process published the same name this second: take the next one.
+                    if not (folder / version).exists():
+                        raise
+                    version = manifest["version"] = self._new_version(kind)
+                    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+                    with open(tmp / MANIFEST, "rb") as f:
+                        os.fsync(f.fileno())
             _fsync_dir(folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -144,12 +168,9 @@ class Registry:
 
     def _new_version(self, kind: str) -> str:
         base = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        existing = set(self.versions(kind))
-        version, n = base, 1
-        while version in existing:
-            n += 1
-            version = f"{base}-{n}"
-        return version
+        # Same second as an existing version (even a pruned-away base): count on from the highest.
+        taken = [version_key(v)[1] for v in self.versions(kind) if v.split("-")[0] == base]
+        return base if not taken else f"{base}-{max(taken) + 1}"
 
     def _point(self, kind: str, version: str) -> None:
         folder = self.kind_dir(kind)
@@ -186,7 +207,9 @@ class Registry:
         versions = self.versions(kind)
         if version is None:
             current = self.current(kind)
-            older = [v for v in versions if current is None or v < current]
+            older = [
+                v for v in versions if current is None or version_key(v) < version_key(current)
+            ]
             if not older:
                 raise NotFound(f"no {kind} version older than {current} to roll back to")
             version = older[-1]

@@ -5,5 +5,22 @@ importing this package stays cheap.
 """
 
 from recsys.service.data import engine_for, ingest, status
+from recsys.service.mf import evaluate_mf, recommend_user, similar_items, train_mf
+from recsys.service.models import list_models, model_info, prune_models, rollback_model
+from recsys.service.search import search, train_ss
 
-__all__ = ["engine_for", "ingest", "status"]
+__all__ = [
+    "engine_for",
+    "evaluate_mf",
+    "ingest",
+    "list_models",
+    "model_info",
+    "prune_models",
+    "recommend_user",
+    "rollback_model",
+    "search",
+    "similar_items",
+    "status",
+    "train_mf",
+    "train_ss",
+]

@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from recsys.config import Settings
-from recsys.errors import InvalidInput
+from recsys.errors import InvalidInput, RecsysError
 from recsys.ingest.generic import GenericOptions
 from recsys.ingest.pipeline import IngestOptions, ProgressFn, ingest_files
-from recsys.schemas import IngestReport, Status
+from recsys.schemas import IngestReport, ModelInfo, Status
 from recsys.store.engine import open_store
 from recsys.store.queries import store_status
 
@@ -55,4 +55,13 @@ def ingest(
 
 
 def status(settings: Settings) -> Status:
-    return Status(store=store_status(engine_for(settings)), models={})
+    from recsys.models.registry import KINDS
+    from recsys.service.models import model_info
+
+    models: dict[str, ModelInfo | None] = {}
+    for kind in KINDS:
+        try:
+            models[kind] = model_info(settings, kind)
+        except RecsysError:  # a damaged registry must not break `status`
+            models[kind] = None
+    return Status(store=store_status(engine_for(settings)), models=models)

@@ -1,0 +1,169 @@
+"""A process-wide cache of loaded models that follows the registry's `current` pointer.
+
+`loaded(settings, kind, loader)` returns the model of the current version. At most every
+`server.reload_check_seconds` it re-reads the tiny `current` file; when it names a new version,
+the new model is loaded completely (checksums verified) BEFORE the shared reference is swapped,
+so a concurrent reader gets either the old or the new model, never a half-loaded or mixed one.
+While one thread loads, the others keep answering from the previous model. Generic over kinds:
+`loader(folder, manifest) -> object`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from recsys.config import Settings
+from recsys.errors import RecsysError
+from recsys.models.registry import KINDS, Registry
+from recsys.schemas import ModelInfo
+
+Loader = Callable[[Path, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version: str
+    manifest: dict[str, Any]
+    model: Any
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock
+    entry: Loaded | None = None
+    checked_at: float = 0.0
+    failed_version: str | None = None  # a version that failed to load: not retried until changed
+
+
+_slots: dict[tuple[str, str], _Slot] = {}
+_slots_lock = threading.Lock()
+
+
+def _slot(settings: Settings, kind: str) -> _Slot:
+    key = (str(settings.models_dir.resolve()), kind)
+    with _slots_lock:
+        slot = _slots.get(key)
+        if slot is None:
+            slot = _slots[key] = _Slot(lock=threading.Lock())
+        return slot
+
+
+def loaded(settings: Settings, kind: str, loader: Loader) -> Loaded:
+    """The current model of `kind`; raises NotTrained when none is published."""
+    slot = _slot(settings, kind)
+    entry = slot.entry
+    interval = settings.server.reload_check_seconds
+    if entry is not None and time.monotonic() - slot.checked_at < interval:
+        return entry
+    # Only one thread checks/loads; the others go on with the model they have (if any).
+    if not slot.lock.acquire(blocking=entry is None):
+        return entry  # type: ignore[return-value]
+    try:
+        entry = slot.entry
+        if entry is not None and time.monotonic() - slot.checked_at < interval:
+            return entry
+        registry = Registry(settings.models_dir)
+        version = registry.current(kind)
+        if entry is not None and (
+            version is None or version in (entry.version, slot.failed_version)
+        ):
+            # Unchanged, or the pointer vanished / names a broken version: keep serving.
+            slot.checked_at = time.monotonic()
+            return entry
+        try:
+            folder, manifest = registry.open(kind, version)
+            fresh = Loaded(
+                version=manifest["version"], manifest=manifest, model=loader(folder, manifest)
+            )
+        except Exception:
+            if entry is None:
+                raise
+            slot.failed_version = version
+            slot.checked_at = time.monotonic()
+            return entry
+        slot.entry, slot.failed_version = fresh, None  # one reference assignment: atomic
+        slot.checked_at = time.monotonic()
+        return fresh
+    finally:
+        slot.lock.release()
+
+
+def forget(settings: Settings, kind: str) -> None:
+    """Drop the cached model so the next call re-reads `current` (after publish or rollback in
+    this process)."""
+    slot = _slot(settings, kind)
+    with slot.lock:
+        slot.checked_at = 0.0
+        slot.failed_version = None
+
+
+def clear() -> None:
+    """Forget every cached model (tests)."""
+    with _slots_lock:
+        _slots.clear()
+
+
+# ---- the registry as the adapters see it (`recsys models ...`, GET /models, status) -------------
+def model_info(settings: Settings, kind: str, version: str | None = None) -> ModelInfo | None:
+    """Summary of one version (default: the current one); None when nothing is published."""
+    registry = Registry(settings.models_dir)
+    current = registry.current(kind)
+    version = version or current
+    if version is None:
+        return None
+    manifest = registry.manifest(kind, version)
+    created = str(manifest.get("created_at", ""))
+    try:
+        age = time.time() - datetime.fromisoformat(created).timestamp()
+    except ValueError:
+        age = 0.0
+    return ModelInfo(
+        kind=kind,
+        version=version,
+        created_at=created,
+        size_bytes=registry.size_bytes(kind, version),
+        age_seconds=round(age, 1),
+        params=dict(manifest.get("params") or {}),
+        counts={k: int(v) for k, v in (manifest.get("counts") or {}).items()},
+        metrics=dict(manifest.get("metrics") or {}),
+        current=version == current,
+    )
+
+
+def list_models(settings: Settings, kind: str | None = None) -> list[ModelInfo]:
+    """Every published version of every kind (or one kind), oldest first."""
+    registry = Registry(settings.models_dir)
+    infos = []
+    for k in [kind] if kind else KINDS:
+        for version in registry.versions(k):
+            try:
+                info = model_info(settings, k, version)
+            except RecsysError:  # a damaged manifest: still listed, so it can be pruned
+                info = ModelInfo(
+                    kind=k, version=version, created_at="?", size_bytes=0, age_seconds=0
+                )
+            if info is not None:
+                infos.append(info)
+    return infos
+
+
+def rollback_model(settings: Settings, kind: str, version: str | None = None) -> ModelInfo:
+    """Point `current` at `version` (default: the one before the current one)."""
+    version = Registry(settings.models_dir).rollback(kind, version)
+    forget(settings, kind)
+    info = model_info(settings, kind, version)
+    assert info is not None
+    return info
+
+
+def prune_models(settings: Settings, kind: str, keep: int) -> list[str]:
+    """Delete all but the newest `keep` versions (never the current one); returns the deleted."""
+    registry = Registry(settings.models_dir)
+    registry.clean_leftovers(kind)
+    return registry.prune(kind, keep)
