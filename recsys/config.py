@@ -58,7 +58,7 @@ class IngestSettings:
 
 @dataclass
 class MFSettings:
-    factors: int = _s(64, "latent factors of the ALS model")
+    factors: int = _s(0, "latent factors of the ALS model; 0 = auto (items / 40, between 8 and 64)")
     iterations: int = _s(15, "ALS iterations")
     regularization: float = _s(0.05, "L2 regularisation of the ALS factors")
     alpha: float = _s(2.0, "confidence = 1 + alpha * rating (confidence 'linear')")
@@ -85,7 +85,7 @@ class SSSettings:
 
 @dataclass
 class SearchSettings:
-    mode: str = _s("hybrid", "default search mode: semantic | keyword | hybrid")
+    mode: str = _s("semantic", "default search mode: semantic | keyword | hybrid (README: why)")
     max_query_chars: int = _s(512, "longer queries are rejected")
     rrf_k: int = _s(60, "reciprocal rank fusion constant")
 

@@ -21,7 +21,7 @@ class Split(str, Enum):
 
 
 FactorsOpt = Annotated[
-    int | None, typer.Option("--factors", min=1, help="Latent factors [mf.factors].")
+    int | None, typer.Option("--factors", min=0, help="Latent factors, 0 = auto [mf.factors].")
 ]
 IterationsOpt = Annotated[
     int | None, typer.Option("--iterations", min=1, help="ALS iterations [mf.iterations].")

@@ -93,6 +93,7 @@ def train_mf(
         "ratings": len(data),
         "fit_users": fit_matrix.shape[0],
         "fit_ratings": int(fit_matrix.nnz),
+        "factors": int(model.item_factors.shape[1]),  # the resolved value when mf.factors = 0
     }
 
     def build(folder):  # runs inside the registry's temporary folder

@@ -49,8 +49,20 @@ def create_fulltext(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+# Terms are OR-ed, so words that carry no product meaning would pull in unrelated titles ("help me
+# fall asleep at night" matched "Take Me Away" and "Night Sweats"); they are dropped unless the
+# query has nothing else.
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from get give has have help how i in into is it "
+    "its me my need of on or our that the their them these this those to want was we what when "
+    "where which while who why will with without you your".split()
+)
+
+
 def query_terms(query: str) -> list[str]:
-    return [t.lower() for t in _TOKEN.findall(query)][:32]
+    terms = [t.lower() for t in _TOKEN.findall(query)][:32]
+    meaningful = [t for t in terms if t not in STOPWORDS]
+    return meaningful or terms
 
 
 def keyword_search(
