@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import cli
+
 from recsys.config import load_settings, render_default_toml
 from recsys.errors import ConfigError
 
@@ -21,7 +21,9 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[mf]\nfactors = 32\niterations = 7\n[ingest]\nbatch_size = 500\n")
     env = {"RECSYS_MF_FACTORS": "48", "RECSYS_HOME": str(tmp_path / "envhome")}
-    s = load_settings(config_file=str(cfg), overrides={"mf.factors": 99, "mf.alpha": None}, environ=env)
+    s = load_settings(
+        config_file=str(cfg), overrides={"mf.factors": 99, "mf.alpha": None}, environ=env
+    )
     assert s.mf.factors == 99 and s.sources["mf.factors"] == "flag"
     s = load_settings(config_file=str(cfg), environ=env)
     assert s.mf.factors == 48 and s.sources["mf.factors"] == "env RECSYS_MF_FACTORS"
@@ -50,7 +52,9 @@ def test_bad_config_file_names_the_key(tmp_path, text, message):
 
 
 def test_bad_env_value_is_a_clear_error():
-    with pytest.raises(ConfigError, match="RECSYS_INGEST_BATCH_SIZE: setting 'ingest.batch_size' must be int"):
+    with pytest.raises(
+        ConfigError, match="RECSYS_INGEST_BATCH_SIZE: setting 'ingest.batch_size' must be int"
+    ):
         load_settings(environ={"RECSYS_INGEST_BATCH_SIZE": "lots"})
 
 
@@ -58,7 +62,10 @@ def test_config_command_shows_values_and_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_SERVER_PORT", "9001")
     monkeypatch.setenv("RECSYS_API_KEY", "s3cret")
     rows = {r["key"]: r for r in cli("--db", f"sqlite:///{tmp_path}/x.db", "config", "--json")}
-    assert rows["server.port"]["value"] == 9001 and rows["server.port"]["source"] == "env RECSYS_SERVER_PORT"
+    assert (
+        rows["server.port"]["value"] == 9001
+        and rows["server.port"]["source"] == "env RECSYS_SERVER_PORT"
+    )
     assert rows["store.url"]["source"] == "flag"
     assert rows["server.api_key"]["value"] == "***"  # never printed
     assert rows["mf.factors"]["source"] == "default" and rows["mf.factors"]["help"]
