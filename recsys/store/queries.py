@@ -2,42 +2,59 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, select
+from sqlalchemy import Connection, Engine, exists, func, select
+from sqlalchemy.exc import OperationalError
 
 from recsys.schemas import StoreStatus
-from recsys.store.engine import get_meta
+from recsys.store.engine import get_meta, set_meta, writer
 from recsys.store.tables import SCHEMA_VERSION, product_catalog, user_item_rating
 
 
 def store_status(engine: Engine) -> StoreStatus:
-    r, p = user_item_rating.c, product_catalog.c
+    """Counts of the store. Distinct counts over 2M ratings take ~1 s, so they are cached in
+    recsys_meta under the revision numbers every ingest batch bumps: the first status after a
+    change pays for them, later ones (a monitoring poll of /status) are instant."""
     with engine.connect() as conn:
-        products = conn.scalar(select(func.count()).select_from(product_catalog)) or 0
-        ratings = conn.scalar(select(func.count()).select_from(user_item_rating)) or 0
-        users = conn.scalar(select(func.count(r.user_id.distinct()))) or 0
-        items = conn.scalar(select(func.count(r.item_id.distinct()))) or 0
-        orphans = (
-            conn.scalar(
-                select(func.count())
-                .select_from(user_item_rating)
-                .where(~exists().where(p.item_id == r.item_id))
-            )
-            or 0
-        )
+        revisions = [get_meta(conn, "ratings_revision"), get_meta(conn, "products_revision")]
+        cached = json.loads(get_meta(conn, "store_counts") or "{}")
         last = get_meta(conn, "last_ingest_at")
+        counts = cached.get("counts") if cached.get("revisions") == revisions else None
+        if counts is None:
+            counts = _count(conn)
+    if cached.get("revisions") != revisions:
+        try:
+            with writer(engine) as conn:
+                set_meta(
+                    conn, "store_counts", json.dumps({"revisions": revisions, "counts": counts})
+                )
+        except OperationalError:
+            pass  # an ingest holds the write lock: just don't cache this time
     return StoreStatus(
         database=engine.url.render_as_string(hide_password=True),
         schema_version=SCHEMA_VERSION,
-        products=products,
-        ratings=ratings,
-        users=users,
-        rated_items=items,
-        ratings_without_product=orphans,
         last_ingest_at=iso_time(float(last)) if last else None,
+        **counts,
     )
+
+
+def _count(conn: Connection) -> dict[str, int]:
+    r, p = user_item_rating.c, product_catalog.c
+    orphans = (
+        select(func.count())
+        .select_from(user_item_rating)
+        .where(~exists().where(p.item_id == r.item_id))
+    )
+    return {
+        "products": conn.scalar(select(func.count()).select_from(product_catalog)) or 0,
+        "ratings": conn.scalar(select(func.count()).select_from(user_item_rating)) or 0,
+        "users": conn.scalar(select(func.count(r.user_id.distinct()))) or 0,
+        "rated_items": conn.scalar(select(func.count(r.item_id.distinct()))) or 0,
+        "ratings_without_product": conn.scalar(orphans) or 0,
+    }
 
 
 def iso_time(epoch: float) -> str:

@@ -1,0 +1,105 @@
+"""The Litestar app factory: `create_app(settings)`; `app_from_env()` for uvicorn workers."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from recsys import __version__
+from recsys.config import Settings
+from recsys.errors import RecsysError
+from recsys.http import access_log
+from recsys.http.auth import HEADER as API_KEY_HEADER
+from recsys.http.auth import api_key_guard
+from recsys.http.errors import handle_http_exception, handle_internal_error, handle_recsys_error
+from recsys.http.routes import SECURITY_SCHEME, VERSION_HEADER, build_handlers
+from recsys.http.settings_io import settings_from_env
+from recsys.http.state import ServerState
+
+DESCRIPTION = """Recommendations (collaborative filtering) and product search over the same service
+functions as the `recsys` CLI. Every error has the shape
+`{"error": {"code", "message", "status", "field"?}}`. Model endpoints name the model version that
+answered in the `X-Model-Version` header. When `server.api_key` is set, send it in `X-API-Key`
+(always for /training; for every route but /health/* with `server.protect_all`)."""
+
+
+def _configure_logging(log_format: str) -> None:
+    access_log.configure(log_format)
+    log = logging.getLogger("recsys")
+    if not log.handlers:  # server-side messages (tracebacks, reloads) to stderr
+        handler = access_log.StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+def _security_components(api_key: str) -> Components:
+    if not api_key:
+        return Components()
+    scheme = SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")
+    return Components(security_schemes={SECURITY_SCHEME: scheme})
+
+
+def create_app(settings: Settings) -> Litestar:
+    server = settings.server
+    _configure_logging(server.log_format)
+    state = ServerState(settings)
+    guard = api_key_guard(server)
+    cors = None
+    if server.cors_origins:  # CORS stays off unless origins are configured
+        cors = CORSConfig(
+            allow_origins=list(server.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Content-Type", API_KEY_HEADER],
+            expose_headers=[VERSION_HEADER],
+        )
+    app = Litestar(
+        route_handlers=build_handlers(settings, state),
+        exception_handlers={
+            RecsysError: handle_recsys_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_internal_error,
+        },
+        guards=[guard] if guard else None,
+        cors_config=cors,
+        request_max_body_size=server.max_body_bytes,
+        # Every interactive docs UI Litestar offers (Scalar, Swagger, ReDoc, RapiDoc, Stoplight)
+        # loads its JavaScript from a CDN, so only the JSON schema is served: it works offline.
+        openapi_config=OpenAPIConfig(
+            title="recsys",
+            version=__version__,
+            description=DESCRIPTION,
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+            components=_security_components(server.api_key),
+        ),
+        on_startup=[state.start],
+        on_shutdown=[state.shutdown],
+        logging_config=None,  # our own handlers above; Litestar's would log each 4xx again
+        debug=False,  # never render tracebacks to clients
+    )
+    _declare_closed_bodies(app)
+    app.state["recsys"] = state
+    # Outermost layer: sees every request, including 404s for unknown paths and 413s.
+    app.asgi_handler = access_log.RequestObserver(app.asgi_handler, state.metrics)
+    return app
+
+
+def _declare_closed_bodies(app: Litestar) -> None:
+    """Request Structs forbid unknown fields (a typo is a 400, not silently ignored); Litestar's
+    schema does not say so, so say it here, before the schema is first served."""
+    schemas = app.openapi_schema.components.schemas or {}
+    for name in ("SimilarRequest", "UserRequest", "SearchRequest", "TrainRequest"):
+        schemas[name].additional_properties = False
+
+
+def app_from_env() -> Litestar:
+    """uvicorn factory (`recsys.http.app:app_from_env`): each worker rebuilds the settings that
+    `recsys serve` put in the environment."""
+    return create_app(settings_from_env())

@@ -1,0 +1,122 @@
+"""Request bodies, the one error shape and training-job records of the HTTP API.
+
+Responses of the model endpoints are the service's own Structs (recsys.schemas). Request Structs
+are built per app by `request_types(settings)` because their bounds come from the config
+(server.max_n, search.max_query_chars) and belong in the OpenAPI schema, where clients and
+schemathesis can see them. (No `from __future__ import annotations`: the Structs are built
+inside a function and msgspec must see their annotations as objects.)
+"""
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from recsys.config import Settings
+
+ModelType = Literal["mf", "ss"]
+SearchMode = Literal["semantic", "keyword", "hybrid"]
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+Id = Annotated[str, Meta(min_length=1, max_length=256, description="an item or user id")]
+Category = Annotated[str, Meta(min_length=1, max_length=256, description="only this main_category")]
+
+
+class ErrorDetail(Struct, omit_defaults=True):
+    code: str
+    message: str
+    status: int
+    field: str | None = None  # the offending request field of a 400, when known
+
+
+class ErrorBody(Struct):
+    """Every error, from every route and layer, has this shape."""
+
+    error: ErrorDetail
+
+
+class TrainRequest(Struct, forbid_unknown_fields=True):
+    model_type: ModelType
+    force_retrain: bool = False
+
+
+class JobProgress(Struct):
+    done: int
+    total: int
+
+
+class Job(Struct, omit_defaults=True):
+    """A training job as recorded in <home>/jobs/<id>.json (shared by all server workers)."""
+
+    id: str
+    kind: ModelType
+    state: JobState
+    force_retrain: bool
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    seconds: float | None = None
+    progress: JobProgress | None = None
+    version: str | None = None  # the published model version (or the current one when skipped)
+    skipped: bool = False  # nothing changed since the current version and force_retrain was false
+    message: str | None = None
+    error: ErrorDetail | None = None
+    pid: int | None = None
+
+
+class JobList(Struct):
+    jobs: list[Job]
+
+
+class Health(Struct):
+    status: Literal["ok", "starting", "unavailable"]
+    checks: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class RequestTypes:
+    similar: type[Struct]
+    user: type[Struct]
+    search: type[Struct]
+
+
+def request_types(settings: Settings) -> RequestTypes:
+    """Request Structs whose bounds are this configuration's limits."""
+    max_n = settings.server.max_n
+    N = Annotated[int, Meta(ge=1, le=max_n, description=f"how many results, 1..{max_n}")]
+    Query = Annotated[
+        str,
+        Meta(
+            min_length=1, max_length=settings.search.max_query_chars, pattern=r"\S",
+            description="free text (not only whitespace)",
+        ),
+    ]  # fmt: skip
+    ItemIds = Annotated[
+        list[Id],
+        Meta(
+            max_length=1000, description="items the user liked, for users the model does not know"
+        ),
+    ]
+
+    class SimilarRequest(Struct, forbid_unknown_fields=True):
+        item_id: Id
+        n: N = 10
+        category: Category | None = None
+
+    class UserRequest(Struct, forbid_unknown_fields=True):
+        user_id: Id
+        n: N = 10
+        filter_already_liked: bool = True
+        item_ids: ItemIds | None = None
+        category: Category | None = None
+        explain: bool = False
+
+    class SearchRequest(Struct, forbid_unknown_fields=True):
+        query: Query
+        top_k: N = 10
+        mode: SearchMode | None = None
+        category: Category | None = None
+
+    for cls in (SimilarRequest, UserRequest, SearchRequest):
+        cls.__qualname__ = cls.__name__  # the OpenAPI component name, without "request_types."
+    return RequestTypes(similar=SimilarRequest, user=UserRequest, search=SearchRequest)

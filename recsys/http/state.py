@@ -1,0 +1,127 @@
+"""Per-worker server state: metrics, jobs, readiness and the model refresher.
+
+The refresher thread keeps the models of `recsys.service.models` warm: at start-up it loads every
+kind that has a published version (readiness waits for that), then it re-checks every
+`server.reload_check_seconds`. A newly published version is therefore loaded by this background
+thread, not by a request: the cache lets only one thread load and the others keep answering from
+the previous version, so requests see neither a stall nor a mixed answer while a big model loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+
+from recsys.config import Settings
+from recsys.http.jobs import JobManager
+from recsys.http.metrics import Metrics
+from recsys.http.schemas import Health
+from recsys.models.registry import KINDS, Registry
+
+logger = logging.getLogger("recsys.http")
+
+
+def model_loaders() -> dict[str, tuple[Callable[..., Any], Callable[[], Any] | None]]:
+    """kind -> (the exact loader the service passes to `loaded`, an extra warm-up or None).
+
+    They must be the service's own loaders: the cache slot is shared with its calls."""
+    from recsys.models.encoder import query_encoder
+    from recsys.models.mf import MFModel
+    from recsys.models.ss import SemanticIndex
+
+    return {"mf": (MFModel.load, None), "ss": (SemanticIndex, query_encoder)}
+
+
+class ServerState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.jobs = JobManager(settings)
+        self.ready = False  # store answered and every published model was loaded once
+        self.checks: dict[str, str] = {"store": "pending"}
+        self.versions: dict[str, str | None] = dict.fromkeys(KINDS)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifespan ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._refresh_loop, name="recsys-models", daemon=True
+        )
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self.jobs.shutdown()
+
+    # ---- readiness -----------------------------------------------------------------------
+    def health(self) -> Health:
+        if not self.ready:
+            return Health(status="starting", checks=dict(self.checks))
+        try:
+            self._ping_store()
+        except Exception as exc:  # any driver error means "not ready", never a 500
+            logger.warning("readiness: store unavailable: %s", exc)
+            return Health(status="unavailable", checks={**self.checks, "store": "unavailable"})
+        return Health(status="ok", checks=dict(self.checks))
+
+    def live_versions(self) -> dict[str, str | None]:
+        return dict(self.versions)
+
+    def _ping_store(self) -> None:
+        from recsys.service import engine_for
+
+        with engine_for(self.settings).connect() as conn:
+            conn.execute(text("select 1"))
+
+    # ---- the refresher -------------------------------------------------------------------
+    def refresh_now(self) -> None:
+        """One synchronous round (for `recsys serve --get`, which runs no background thread)."""
+        self._refresh_once()
+
+    def _refresh_loop(self) -> None:
+        interval = max(self.settings.server.reload_check_seconds, 0.05)
+        while not self._stop.is_set():
+            try:
+                self._refresh_once()
+            except Exception:  # never let the thread die: log and retry next round
+                logger.exception("model refresh failed")
+            self._stop.wait(interval if self.ready else min(interval, 0.5))
+
+    def _refresh_once(self) -> None:
+        if self.checks.get("store") != "ok":
+            try:
+                self._ping_store()
+                self.checks["store"] = "ok"
+            except Exception as exc:
+                self.checks["store"] = "unavailable"
+                logger.warning("store not answering yet: %s", exc)
+                return
+        from recsys.service.models import loaded
+
+        registry = Registry(self.settings.models_dir)
+        all_loaded = True
+        for kind, (loader, extra) in model_loaders().items():
+            if registry.current(kind) is None:
+                self.checks[kind] = "not trained"
+                continue
+            try:
+                entry = loaded(self.settings, kind, loader)
+                if extra is not None and self.checks.get(kind) != "ok":
+                    extra()
+            except Exception as exc:
+                all_loaded = False
+                self.checks[kind] = f"failed: {exc}"
+                logger.error("cannot load the %s model: %s", kind, exc)
+                continue
+            if self.versions[kind] != entry.version:
+                logger.info("serving %s model version %s", kind, entry.version)
+            self.versions[kind] = entry.version
+            self.checks[kind] = "ok"
+        if all_loaded and not self.ready:
+            self.ready = True
+            logger.info("ready")
