@@ -20,10 +20,23 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
+# The main job on an embedded default: a generated shop (3,000 users, 600 products), SQLite, ./demo-home.
 demo: install
 	$(RECSYS) sample $(HOME_DIR)/data --users 3000 --items 600 --ratings 30000 --gzip
 	$(RECSYS) ingest $(HOME_DIR)/data/meta.jsonl.gz $(HOME_DIR)/data/reviews.jsonl.gz
+	$(RECSYS) train mf
+	$(RECSYS) train ss
 	$(RECSYS) status
+	@USER_ID=$$(gzip -dc $(HOME_DIR)/data/reviews.jsonl.gz | head -1 | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["user_id"])'); \
+	  echo "+ recsys recommend user $$USER_ID --explain"; $(RECSYS) recommend user $$USER_ID -n 5 --explain; \
+	  ITEM=$$($(RECSYS) recommend user $$USER_ID -n 1 --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["item_id"])'); \
+	  echo "+ recsys recommend item $$ITEM"; $(RECSYS) recommend item $$ITEM -n 5
+	$(RECSYS) recommend user a-new-visitor -n 5
+	$(RECSYS) search "wireless earbuds for running" -k 5
+	$(RECSYS) search "yoga mat" --mode hybrid -k 5
+	$(RECSYS) evaluate mf
+	$(RECSYS) serve --get /status
+	@echo "Serve it over HTTP: $(RECSYS) serve   (then: curl localhost:8000/status)"
 
 test: install
 	$(BIN)/python -m pytest
