@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from recsys.cli.app import JsonOpt, app, command, err, out, print_json, settings
+from recsys.cli.progress import progress_bar
 
 
 class Format(str, Enum):
@@ -103,7 +104,7 @@ def ingest_command(
         encoding=encoding,
     )
     show_progress = not quiet and err.is_terminal
-    with _progress(show_progress) as on_progress:
+    with progress_bar(show_progress, "ingest", bytes_=True) as on_progress:
         try:
             report = service.ingest(
                 cfg, paths, fmt=fmt and fmt.value, kind=kind and kind.value, generic=generic, max_errors=max_errors,
@@ -113,42 +114,6 @@ def ingest_command(
             _render_report(exc.report, as_json)
             raise
     _render_report(report, as_json)
-
-
-class _progress:
-    """A rich progress bar by bytes read, or nothing when quiet / not on a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TimeRemainingColumn(), console=err, transient=True,
-        )  # fmt: skip
-        self.bar.__enter__()
-        self.tasks: dict[str, int] = {}
-
-        def update(done: int, total: int, name: str) -> None:
-            if name not in self.tasks:
-                self.tasks[name] = self.bar.add_task(name, total=total)
-            self.bar.update(self.tasks[name], completed=done)
-
-        return update
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
 
 
 def _render_report(report, as_json: bool) -> None:

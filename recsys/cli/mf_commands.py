@@ -8,6 +8,7 @@ from rich.table import Table
 
 from recsys.cli.app import JsonOpt, command, err, out, print_json, settings
 from recsys.cli.groups import evaluate_app, recommend_app, train_app
+from recsys.cli.progress import progress_bar
 
 
 class Confidence(str, Enum):
@@ -93,7 +94,7 @@ def train_mf_command(
     from recsys import service
 
     cfg = _mf_settings(factors, iterations, regularization, alpha, conf, seed, min_user_ratings)
-    with _iteration_bar(not quiet and err.is_terminal) as on_progress:
+    with progress_bar(not quiet and err.is_terminal, "ALS iterations") as on_progress:
         result = service.train_mf(cfg, force=force, evaluate=evaluate, on_progress=on_progress)
     if as_json:
         print_json(result)
@@ -109,40 +110,6 @@ def train_mf_command(
     )
     if result.metrics:
         _render_evaluation_dict(result.metrics)
-
-
-class _iteration_bar:
-    """A rich progress bar over ALS iterations on a terminal; nothing otherwise."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("training mf"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=True,
-        )  # fmt: skip
-        self.bar.__enter__()
-        self.task = self.bar.add_task("als", total=None)
-
-        def update(done: int, total: int) -> None:
-            self.bar.update(self.task, completed=done, total=total)
-
-        return update
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
 
 
 @command(recommend_app, "item")

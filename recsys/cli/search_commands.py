@@ -8,6 +8,7 @@ from rich.table import Table
 
 from recsys.cli.app import JsonOpt, app, command, err, out, print_json, settings
 from recsys.cli.groups import train_app
+from recsys.cli.progress import progress_bar
 
 
 class Mode(str, Enum):
@@ -81,7 +82,7 @@ def train_ss_command(
 
     cfg = settings(**{"ss.batch_size": batch_size})
     field_list = [f.strip() for f in fields.split(",")] if fields else None
-    with _progress(not quiet and err.is_terminal) as on_progress:
+    with progress_bar(not quiet and err.is_terminal, "encoding") as on_progress:
         result = train_ss(
             cfg,
             force=force,
@@ -102,25 +103,3 @@ def train_ss_command(
             + (f"; HNSW recall@10 {result.metrics['hnsw_recall_at_10']}" if result.metrics else ""),
             highlight=False,
         )
-
-
-class _progress:
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self.bar = Progress(
-            "encoding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
-            transient=True,
-        )  # fmt: skip
-        self.bar.__enter__()
-        self.task = self.bar.add_task("encode", total=None)
-        return lambda done, total: self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
