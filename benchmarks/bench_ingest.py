@@ -67,12 +67,15 @@ def main() -> None:
         )
         print(f"[sqlite] peak RSS, 500K reviews: {mb(peak_quarter)} (2M above: memory is flat)")
 
-        if not args.no_sqlite_utils and shutil.which("sqlite-utils"):
+        # the venv's sqlite-utils (a test extra), else one on PATH
+        sqlite_utils = Path(sys.executable).with_name("sqlite-utils")
+        sqlite_utils = str(sqlite_utils) if sqlite_utils.exists() else shutil.which("sqlite-utils")
+        if not args.no_sqlite_utils and sqlite_utils:
             plain = work / "reviews.jsonl"
             with gzip.open(reviews, "rb") as fin, open(plain, "wb") as fout:
                 shutil.copyfileobj(fin, fout)
             started = time.perf_counter()
-            subprocess.run(["sqlite-utils", "insert", str(work / "su.db"), "reviews", str(plain), "--nl"],
+            subprocess.run([sqlite_utils, "insert", str(work / "su.db"), "reviews", str(plain), "--nl"],
                            check=True, capture_output=True)  # fmt: skip
             su_rate = 2_000_000 / (time.perf_counter() - started)
             print(

@@ -48,7 +48,7 @@ def bench_train(home: Path, cli: bool, full_fit: bool) -> None:
 
     from recsys import service
     from recsys.models.interactions import confidence, read_interactions, user_item_matrix
-    from recsys.models.mf import fit_rows
+    from recsys.models.mf import ALSParams, factors_for, fit_rows
     from recsys.service.data import engine_for
 
     settings = settings_for(home)
@@ -68,7 +68,8 @@ def bench_train(home: Path, cli: bool, full_fit: bool) -> None:
         t = time.perf_counter()
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
-                factors=p.factors, regularization=p.regularization, alpha=1.0,
+                factors=factors_for(ALSParams.from_settings(p), matrix.shape[1]),
+                regularization=p.regularization, alpha=1.0,
                 iterations=p.iterations, random_state=p.random_state,
             )  # fmt: skip
             model.fit(matrix, show_progress=False)

@@ -42,6 +42,7 @@ from recsys.config import Settings
 from recsys.errors import Conflict, InvalidInput, NotFound, RecsysError
 from recsys.http.schemas import ErrorDetail, Job, JobProgress
 from recsys.http.settings_io import settings_from_json, settings_to_json
+from recsys.models.registry import pid_alive
 
 logger = logging.getLogger("recsys.http.jobs")
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -52,16 +53,6 @@ PROGRESS_EVERY_SECONDS = 0.5
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_job(folder: Path, job: Job) -> None:
@@ -81,7 +72,7 @@ def read_job(folder: Path, job_id: str) -> Job:
 
 def _settle(job: Job) -> Job:
     """A job still marked active whose process is gone died without a word (e.g. SIGKILL)."""
-    if job.state in ACTIVE and job.pid is not None and not _pid_alive(job.pid):
+    if job.state in ACTIVE and job.pid is not None and not pid_alive(job.pid):
         return msgspec.structs.replace(
             job,
             state="failed",

@@ -192,7 +192,7 @@ class Registry:
             if not path.name.startswith(TMP_PREFIX):
                 continue
             pid = path.name.rsplit("-", 1)[-1]
-            alive = pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid()
+            alive = pid.isdigit() and pid_alive(int(pid)) and int(pid) != os.getpid()
             if alive and time.time() - path.stat().st_mtime < 3600:
                 continue  # another process is publishing right now
             if path.is_dir():
@@ -235,7 +235,7 @@ class Registry:
         return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
