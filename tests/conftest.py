@@ -24,9 +24,12 @@ def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECSYS_HOME", str(home))
     monkeypatch.chdir(tmp_path)  # so ./config.toml of the repository is not picked up
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    from recsys.service import data
+    from recsys.service import data, models
+    from recsys.store import catalog_cache
 
     data._engine.cache_clear()
+    models.clear()
+    catalog_cache.clear()
     return home
 
 

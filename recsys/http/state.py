@@ -101,8 +101,12 @@ class ServerState:
                 self.checks["store"] = "unavailable"
                 logger.warning("store not answering yet: %s", exc)
                 return
+        from recsys.service.data import engine_for
         from recsys.service.models import loaded
+        from recsys.store import catalog_cache
 
+        if catalog_cache.enable(engine_for(self.settings)).refresh():
+            logger.info("catalog snapshot loaded")
         registry = Registry(self.settings.models_dir)
         all_loaded = True
         for kind, (loader, extra) in model_loaders().items():

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, exists, func, select
 from sqlalchemy.exc import OperationalError
 
 from recsys.schemas import StoreStatus
+from recsys.store import catalog_cache
 from recsys.store.engine import get_meta, set_meta, writer
 from recsys.store.tables import SCHEMA_VERSION, product_catalog, user_item_rating
 
@@ -62,11 +63,14 @@ def iso_time(epoch: float) -> str:
 
 
 def products_by_id(engine: Engine, item_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Catalog fields for many items in one query."""
-    if not item_ids:
-        return {}
+    """Catalog fields for many items: from the server's in-memory snapshot when there is one,
+    the rest in one query."""
+    found, missing = catalog_cache.lookup(engine, item_ids)
+    if not missing:
+        return found
     p = product_catalog.c
     cols = [p.item_id, p.title, p.image_url, p.price, p.main_category]
     with engine.connect() as conn:
-        rows = conn.execute(select(*cols).where(p.item_id.in_(item_ids))).mappings().all()
-    return {row["item_id"]: dict(row) for row in rows}
+        rows = conn.execute(select(*cols).where(p.item_id.in_(missing))).mappings().all()
+    found.update((row["item_id"], dict(row)) for row in rows)
+    return found

@@ -1,0 +1,69 @@
+"""An in-memory snapshot of the catalog fields every result line shows, for the server.
+
+A result line needs title, image, price and category of ~10 items: one SQL query costs ~0.3 ms of
+a ~1.4 ms recommendation. The server's refresher thread (never a request) reloads the snapshot
+whenever an ingest moved `products_revision`, so answers lag a catalog change by at most
+`server.reload_check_seconds`. Items missing from the snapshot still come from SQL. The CLI does
+not use it: loading 94K rows for one answer would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from recsys.store.engine import get_meta
+from recsys.store.tables import product_catalog
+
+FIELDS = ("item_id", "title", "image_url", "price", "main_category")
+
+_snapshots: dict[str, CatalogSnapshot] = {}
+_lock = threading.Lock()
+
+
+class CatalogSnapshot:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.revision: str | None = None
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def refresh(self) -> bool:
+        """Reload when the catalog changed since the last load; True when it did."""
+        with self.engine.connect() as conn:
+            revision = get_meta(conn, "products_revision") or "0"
+            if revision == self.revision:
+                return False
+            p = product_catalog.c
+            rows = conn.execute(select(*(p[f] for f in FIELDS))).all()
+        self.rows = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows}  # one swap
+        self.revision = revision
+        return True
+
+
+def enable(engine: Engine) -> CatalogSnapshot:
+    """Serve catalog fields of `engine` from memory (call refresh() periodically)."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _lock:
+        snapshot = _snapshots.get(key)
+        if snapshot is None:
+            snapshot = _snapshots[key] = CatalogSnapshot(engine)
+    return snapshot
+
+
+def lookup(engine: Engine, item_ids: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(rows found in the snapshot, ids still to fetch); everything is to fetch without one."""
+    snapshot = (
+        _snapshots.get(engine.url.render_as_string(hide_password=False)) if _snapshots else None
+    )
+    if snapshot is None or snapshot.revision is None:
+        return {}, item_ids
+    rows = snapshot.rows
+    found = {i: rows[i] for i in item_ids if i in rows}
+    return found, [i for i in item_ids if i not in found]
+
+
+def clear() -> None:
+    with _lock:
+        _snapshots.clear()
