@@ -41,9 +41,9 @@ class StoreSettings:
 
 @dataclass
 class IngestSettings:
-    batch_size: int = _s(100000, "rows per transaction; a crash loses at most the batch in flight")
+    batch_size: int = _s(250000, "rows per transaction; a crash loses at most the batch in flight")
     batch_max_bytes: int = _s(
-        33_554_432, "a batch is also written once its lines reach this many bytes (caps memory)"
+        83_886_080, "a batch is also written once its lines reach this many bytes (caps memory)"
     )
     max_errors: int = _s(
         -1, "stop with exit 1 once more than this many bad lines were seen; -1 never"

@@ -30,8 +30,8 @@ class IngestOptions:
     fmt: str | None = None
     kind: str | None = None
     generic: GenericOptions = field(default_factory=GenericOptions)
-    batch_size: int = 100000
-    batch_max_bytes: int = 32 << 20  # product lines are big: bound memory by bytes too
+    batch_size: int = 250000
+    batch_max_bytes: int = 80 << 20  # product lines are big: bound memory by bytes too
     max_errors: int = -1  # stop once bad lines exceed this; -1 never
     max_line_bytes: int = 4 << 20
     max_reported_errors: int = 1000
