@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import mb, reference_sample, run_cli  # noqa: E402
-
 from recsys.config import Settings, load_settings  # noqa: E402
 from recsys.service.data import engine_for, ingest  # noqa: E402
 from recsys.service.search import MODES, search, train_ss  # noqa: E402
+
+from common import mb, reference_sample, run_cli  # noqa: E402
 
 QUERIES = Path(__file__).with_name("search_queries.json")
 KINDS = ("descriptive", "product", "brand")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from helpers import cli
 from recsys.config import load_settings
 from recsys.service.data import engine_for
 from recsys.store import catalog_cache
 from recsys.store.queries import products_by_id
+
+from helpers import cli
 
 
 def _meta(path, titles: dict[str, str]) -> None:

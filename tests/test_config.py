@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import cli
 
 from recsys.config import load_settings, render_default_toml
 from recsys.errors import ConfigError
+
+from helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,11 +8,12 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from helpers import cli
-from test_mf import SMALL_MODEL, ingest_taste_groups
 
 from recsys.errors import InvalidInput
 from recsys.evaluate import holdout_mask, ranking_metrics
+
+from helpers import cli
+from test_mf import SMALL_MODEL, ingest_taste_groups
 
 cli_app = importlib.import_module("recsys.cli.app")
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from helpers import cli
 from litestar.testing import TestClient
 
 from recsys import service
@@ -24,6 +23,8 @@ from recsys.config import Settings
 from recsys.http.app import create_app
 from recsys.ingest.sample import generate_sample
 from recsys.models.registry import Registry
+
+from helpers import cli
 
 KEY = "s3cret-key"
 ERROR_KEYS = {"code", "message", "status"}

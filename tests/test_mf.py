@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers import cli
 
 cli_app = importlib.import_module("recsys.cli.app")  # the module (recsys.cli.app is the Typer)

@@ -6,7 +6,6 @@ import importlib
 
 import numpy as np
 import pytest
-from helpers import cli
 from sqlalchemy import text
 
 from recsys.models.interactions import (
@@ -17,6 +16,8 @@ from recsys.models.interactions import (
     store_fingerprint,
 )
 from recsys.store.engine import open_store
+
+from helpers import cli
 
 cli_app = importlib.import_module("recsys.cli.app")
 

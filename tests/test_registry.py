@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import cli
 
 from recsys.errors import IntegrityError, InvalidInput, NotFound, NotTrained
 from recsys.models.registry import TMP_PREFIX, Registry, version_key
 from recsys.service import models
+
+from helpers import cli
 
 cli_app = importlib.import_module("recsys.cli.app")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers import cli
 
 META = "amazon2023-health-personal-care-meta-subset/meta_Health_and_Personal_Care.jsonl"
