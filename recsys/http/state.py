@@ -26,14 +26,16 @@ logger = logging.getLogger("recsys.http")
 
 
 def model_loaders() -> dict[str, tuple[Callable[..., Any], Callable[[], Any] | None]]:
-    """kind -> (the exact loader the service passes to `loaded`, an extra warm-up or None).
+    """kind -> (the loader for `loaded`, an extra warm-up or None).
 
-    They must be the service's own loaders: the cache slot is shared with its calls."""
+    The cache slot is shared with the service's calls, which in the server never load (they
+    take the cached model); the loader must return what the service's loader returns."""
     from recsys.models.encoder import query_encoder
     from recsys.models.mf import MFModel
     from recsys.models.ss import SemanticIndex
 
-    return {"mf": (MFModel.load, None), "ss": (SemanticIndex, query_encoder)}
+    # mf: the serving loader also builds the neighbour index before the new version is swapped in
+    return {"mf": (MFModel.load_for_serving, None), "ss": (SemanticIndex, query_encoder)}
 
 
 class ServerState:

@@ -205,6 +205,33 @@ class MFModel:
             float(np.median(self.seen_confidence)) if len(self.seen_confidence) else 1.0
         )
         self.extras: dict[str, Any] = {}  # per-model caches filled by the service (categories)
+        self.neighbours: tuple[Any, np.ndarray] | None = None  # see build_neighbour_index
+
+    @classmethod
+    def load_for_serving(cls, folder: Path, manifest: dict[str, Any]) -> MFModel:
+        """The server's loader: the model plus its neighbour index, built before the swap."""
+        model = cls.load(folder, manifest)
+        model.build_neighbour_index()
+        return model
+
+    def build_neighbour_index(self, m: int = 32, ef_construction: int = 80, ef_search: int = 128):
+        """An HNSW graph over the normalised factors of trained items, for the server.
+
+        `similar` then costs ~0.1 ms instead of a ~0.9 ms scan of 90K x 64 factors, which was most
+        of a request; measured recall@10 against the exact scan 0.98 at the reference scale.
+        Building takes ~4 s there, so the CLI (one answer per process) never does it; a filtered
+        (--category) query still scans exactly."""
+        import faiss
+
+        rows = np.flatnonzero(self.trained)
+        index = faiss.IndexHNSWFlat(self.normed.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.add(np.ascontiguousarray(self.normed[rows]))
+        index.hnsw.efSearch = ef_search
+        faiss.omp_set_num_threads(
+            1
+        )  # single queries from here on: threads cost more than they give
+        self.neighbours = (index, rows)  # one assignment: readers see none or a complete index
 
     @classmethod
     def load(cls, folder: Path, manifest: dict[str, Any]) -> MFModel:
@@ -234,12 +261,28 @@ class MFModel:
     def similar(
         self, item: int, n: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        if self.neighbours is not None and allowed is None:
+            found = self._approximate_similar(item, n)
+            if found is not None:
+                return found
         scores = self.normed @ self.normed[item]
         scores[item] = -np.inf
         scores[self.untrained] = -np.inf
         if allowed is not None:
             scores[~allowed] = -np.inf
         return top_n(scores, n)
+
+    def _approximate_similar(self, item: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        index, rows = self.neighbours  # type: ignore[misc]
+        k = min(n + 1, len(rows))
+        scores, found = index.search(self.normed[item : item + 1], k)
+        keep = found[0] >= 0
+        picks, scores = rows[found[0][keep]], scores[0][keep]
+        mine = picks != item
+        picks, scores = picks[mine][:n], scores[mine][:n]
+        if len(picks) < min(n, len(rows) - 1):
+            return None  # the graph came back short: scan exactly instead
+        return picks, scores
 
     def solve_user(self, items: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ALS user step for a set of items with confidences: returns (x, A) with

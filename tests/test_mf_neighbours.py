@@ -1,0 +1,38 @@
+"""The server's HNSW neighbour index answers `similar` like the exact scan."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys.config import load_settings
+from recsys.models.mf import MFModel
+from recsys.models.registry import Registry
+
+from helpers import cli
+from test_mf import SMALL_MODEL, ingest_taste_groups
+
+
+def test_neighbour_index_agrees_with_the_exact_scan(tmp_path, monkeypatch):
+    for name, value in SMALL_MODEL.items():
+        monkeypatch.setenv(name, value)
+    ingest_taste_groups(tmp_path / "data")
+    cli("train", "mf", "-q")
+    folder, manifest = Registry(load_settings().models_dir).open("mf")
+    exact = MFModel.load(folder, manifest)
+    served = MFModel.load_for_serving(folder, manifest)
+    assert exact.neighbours is None and served.neighbours is not None
+    trained = np.flatnonzero(exact.trained)
+    overlap = []
+    for item in trained:
+        want, want_scores = exact.similar(int(item), 10)
+        got, got_scores = served.similar(int(item), 10)
+        assert item not in got and len(got) == len(want)
+        assert np.all(np.diff(got_scores) <= 1e-6)  # best first
+        overlap.append(len(set(want) & set(got)) / len(want))
+    assert np.mean(overlap) >= 0.95
+    # a category filter still scans exactly
+    allowed = np.zeros(exact.n_items, dtype=bool)
+    allowed[trained[:5]] = True
+    assert list(served.similar(int(trained[10]), 3, allowed)[0]) == list(
+        exact.similar(int(trained[10]), 3, allowed)[0]
+    )
