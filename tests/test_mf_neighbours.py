@@ -36,3 +36,26 @@ def test_neighbour_index_agrees_with_the_exact_scan(tmp_path, monkeypatch):
     assert list(served.similar(int(trained[10]), 3, allowed)[0]) == list(
         exact.similar(int(trained[10]), 3, allowed)[0]
     )
+
+
+def test_inner_product_graph_agrees_with_exact_user_scoring(tmp_path, monkeypatch):
+    for name, value in SMALL_MODEL.items():
+        monkeypatch.setenv(name, value)
+    ingest_taste_groups(tmp_path / "data")
+    cli("train", "mf", "-q")
+    folder, manifest = Registry(load_settings().models_dir).open("mf")
+    exact = MFModel.load(folder, manifest)
+    served = MFModel.load_for_serving(folder, manifest)
+    assert served.scorer is not None
+    overlap = []
+    for user in range(len(exact.user_ids)):
+        items, conf = exact.seen(user)
+        if not len(items):
+            continue
+        vector, _ = exact.solve_user(items, conf)
+        want, _ = exact.recommend(vector, 10, items)
+        got, got_scores = served.recommend(vector, 10, items)
+        assert not set(got) & set(items) and len(got) == len(want)  # seen items stay out
+        assert np.all(np.diff(got_scores) <= 1e-6)
+        overlap.append(len(set(want) & set(got)) / len(want))
+    assert np.mean(overlap) >= 0.9
