@@ -1,8 +1,9 @@
-"""The server's HNSW neighbour index answers `similar` like the exact scan."""
+"""The server's HNSW graphs answer `similar` and user scoring like the exact scan."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recsys.config import load_settings
 from recsys.models.mf import MFModel
@@ -12,7 +13,9 @@ from helpers import cli
 from test_mf import SMALL_MODEL, ingest_taste_groups
 
 
-def test_neighbour_index_agrees_with_the_exact_scan(tmp_path, monkeypatch):
+@pytest.fixture
+def models(tmp_path, monkeypatch) -> tuple[MFModel, MFModel]:
+    """The taste-group model loaded twice: as the CLI does (exact scan) and as the server does."""
     for name, value in SMALL_MODEL.items():
         monkeypatch.setenv(name, value)
     ingest_taste_groups(tmp_path / "data")
@@ -20,6 +23,11 @@ def test_neighbour_index_agrees_with_the_exact_scan(tmp_path, monkeypatch):
     folder, manifest = Registry(load_settings().models_dir).open("mf")
     exact = MFModel.load(folder, manifest)
     served = MFModel.load_for_serving(folder, manifest)
+    return exact, served
+
+
+def test_neighbour_index_agrees_with_the_exact_scan(models):
+    exact, served = models
     assert exact.neighbours is None and served.neighbours is not None
     trained = np.flatnonzero(exact.trained)
     overlap = []
@@ -38,14 +46,8 @@ def test_neighbour_index_agrees_with_the_exact_scan(tmp_path, monkeypatch):
     )
 
 
-def test_inner_product_graph_agrees_with_exact_user_scoring(tmp_path, monkeypatch):
-    for name, value in SMALL_MODEL.items():
-        monkeypatch.setenv(name, value)
-    ingest_taste_groups(tmp_path / "data")
-    cli("train", "mf", "-q")
-    folder, manifest = Registry(load_settings().models_dir).open("mf")
-    exact = MFModel.load(folder, manifest)
-    served = MFModel.load_for_serving(folder, manifest)
+def test_inner_product_graph_agrees_with_exact_user_scoring(models):
+    exact, served = models
     assert served.scorer is not None
     overlap = []
     for user in range(len(exact.user_ids)):
