@@ -214,7 +214,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         data: Annotated[
             SearchRequest,  # type: ignore[valid-type]
             Body(examples=[
-                Example(id="hybrid", summary="default mode (config search.mode)",
+                Example(id="default-mode", summary="default mode (config search.mode)",
                         value={"query": "wireless earbuds", "top_k": 10}),
                 Example(id="semantic_in_category", summary="semantic only, one category",
                         value={"query": "gift for a runner", "top_k": 5, "mode": "semantic",

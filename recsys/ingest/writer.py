@@ -85,11 +85,10 @@ PG_PRODUCTS = _pg_upsert(
 _json = msgspec.json.Encoder()
 
 
-def _product_tuples(rows: list[dict[str, Any]], json_as_text: bool) -> list[tuple]:
-    """Last line wins for a repeated item (PostgreSQL refuses to update a row twice per statement)."""
+def _product_tuples(rows: list[dict[str, Any]]) -> list[tuple]:
+    """Rows as tuples with the JSON columns already encoded as text (what both backends store).
+    Last line wins for a repeated item (PostgreSQL refuses to update a row twice per statement)."""
     unique = {row["item_id"]: row for row in rows}.values()
-    if not json_as_text:
-        return [tuple(row[f] for f in PRODUCT_FIELDS) for row in unique]
     return [
         tuple(
             _json.encode(row[f]).decode()
@@ -141,7 +140,7 @@ class BatchWriter:
     def write_products(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        tuples = _product_tuples(rows, json_as_text=True)
+        tuples = _product_tuples(rows)
         if self.postgres:
             self._write("products", lambda conn: conn.exec_driver_sql(PG_PRODUCTS, tuples).rowcount)
         else:

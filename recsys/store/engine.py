@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from recsys.errors import ConfigError, StoreError
@@ -144,7 +144,3 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
 
 def get_meta(conn: Connection, key: str) -> str | None:
     return conn.scalar(select(recsys_meta.c.value).where(recsys_meta.c.key == key))
-
-
-def sql(query: str):  # small helper for readable raw SQL in queries.py
-    return text(query)
