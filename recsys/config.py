@@ -8,6 +8,7 @@ short aliases in `ENV_ALIASES` (RECSYS_HOME, RECSYS_DB_URL, RECSYS_API_KEY).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -126,11 +127,21 @@ class Settings:
 
     @property
     def db_url(self) -> str:
-        return self.store.url or f"sqlite:///{self.home / 'recsys.db'}"
+        if self.store.url:
+            return self.store.url
+        if os.path.isabs(self.paths.home):  # the common case, remembered (see _sqlite_url)
+            return _sqlite_url(self.paths.home)
+        return f"sqlite:///{self.home / 'recsys.db'}"  # follows HOME / the cwd
 
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_url(absolute_home: str) -> str:
+    # Path work costs ~8 us, and the server asks for the store on every request.
+    return f"sqlite:///{Path(absolute_home) / 'recsys.db'}"
 
 
 SECTIONS: tuple[str, ...] = tuple(

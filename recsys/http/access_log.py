@@ -11,31 +11,27 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from recsys.http.metrics import Metrics
 
-logger = logging.getLogger("recsys.http.access")
 UNMATCHED = "<unmatched>"
 MODEL_VERSION_HEADER = b"x-model-version"
 
 
-class TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        r: dict[str, Any] = record.__dict__["request"]
-        # json.dumps escapes control characters: a client cannot forge log lines with %0A
-        path = f" {json.dumps(r['path'])[1:-1]}" if r["path"] != r["route"] else ""
-        version = f" model={r['model_version']}" if r["model_version"] else ""
-        return (
-            f"{r['ts']} {r['method']} {r['route']}{path} {r['status']} "
-            f"{r['latency_ms']:.2f}ms{version}"
-        )
+def text_line(r: dict[str, Any]) -> str:
+    # json.dumps escapes control characters: a client cannot forge log lines with %0A
+    path = f" {json.dumps(r['path'])[1:-1]}" if r["path"] != r["route"] else ""
+    version = f" model={r['model_version']}" if r["model_version"] else ""
+    return (
+        f"{r['ts']} {r['method']} {r['route']}{path} {r['status']} {r['latency_ms']:.2f}ms{version}"
+    )
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(record.__dict__["request"], separators=(",", ":"))
+def json_line(r: dict[str, Any]) -> str:
+    return json.dumps(r, separators=(",", ":"))
 
 
 class StderrHandler(logging.StreamHandler):
@@ -53,17 +49,24 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+_format: Callable[[dict[str, Any]], str] = text_line
+
+
 def configure(log_format: str) -> None:
     """Access lines go to stderr in the chosen format (text for people, JSON lines for shippers)."""
+    global _format
     if log_format not in ("text", "json"):
         from recsys.errors import ConfigError
 
         raise ConfigError(f"server.log_format must be text or json, got {log_format!r}")
-    handler = StderrHandler()
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    _format = json_line if log_format == "json" else text_line
+
+
+def write(request: dict[str, Any]) -> None:
+    """One access line to the current stderr. Written directly rather than through `logging`:
+    a LogRecord per request cost ~7% of a served recommendation. Only the event loop thread
+    writes, so lines never interleave."""
+    sys.stderr.write(_format(request) + "\n")
 
 
 class RequestObserver:
@@ -97,18 +100,14 @@ class RequestObserver:
             route = scope.get("path_template") or UNMATCHED
             method = scope.get("method", "")
             self.metrics.observe(route, method, status, seconds)
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(
-                    "",
-                    extra={
-                        "request": {
-                            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                            "method": method,
-                            "route": route,
-                            "path": scope.get("path", ""),
-                            "status": status,
-                            "latency_ms": round(seconds * 1000, 3),
-                            "model_version": version or None,
-                        }
-                    },
-                )
+            write(
+                {
+                    "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    "method": method,
+                    "route": route,
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "model_version": version or None,
+                }
+            )

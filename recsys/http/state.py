@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -25,7 +26,9 @@ from recsys.models.registry import KINDS, Registry
 logger = logging.getLogger("recsys.http")
 
 
-def model_loaders() -> dict[str, tuple[Callable[..., Any], Callable[[], Any] | None]]:
+def model_loaders(
+    settings: Settings,
+) -> dict[str, tuple[Callable[..., Any], Callable[[], Any] | None]]:
     """kind -> (the loader for `loaded`, an extra warm-up or None).
 
     The cache slot is shared with the service's calls, which in the server never load (they
@@ -34,8 +37,12 @@ def model_loaders() -> dict[str, tuple[Callable[..., Any], Callable[[], Any] | N
     from recsys.models.mf import MFModel
     from recsys.models.ss import SemanticIndex
 
-    # mf: the serving loader also builds the neighbour index before the new version is swapped in
-    return {"mf": (MFModel.load_for_serving, None), "ss": (SemanticIndex, query_encoder)}
+    def load_mf(folder: Path, manifest: dict[str, Any]) -> MFModel:
+        # the serving indexes are built before the new version is swapped in; the similar-items
+        # table is as deep as the largest n a client may ask for
+        return MFModel.load_for_serving(folder, manifest, similar_k=settings.server.max_n)
+
+    return {"mf": (load_mf, None), "ss": (SemanticIndex, query_encoder)}
 
 
 class ServerState:
@@ -111,7 +118,7 @@ class ServerState:
             logger.info("catalog snapshot loaded")
         registry = Registry(self.settings.models_dir)
         all_loaded = True
-        for kind, (loader, extra) in model_loaders().items():
+        for kind, (loader, extra) in model_loaders(self.settings).items():
             if registry.current(kind) is None:
                 self.checks[kind] = "not trained"
                 continue

@@ -368,27 +368,28 @@ def _scored(
     """Result lines with catalog fields, fetched in ONE query for picks and explanations."""
     ids = model.item_id_list(picks)
     because_ids = [model.item_id_list(b) for b in because] if because is not None else None
-    wanted = set(ids) | {i for group in because_ids or [] for i in group}
-    catalog = products_by_id(engine_for(settings), sorted(wanted))
+    wanted = ids if because_ids is None else list({*ids, *(i for g in because_ids for i in g)})
+    catalog = products_by_id(engine_for(settings), wanted)
     result = []
     for pos, (item_id, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
-        row = catalog.get(item_id, {})
+        row = catalog.get(item_id, _NO_ROW)
         result.append(
             ScoredItem(
-                item_id=item_id,
-                score=round(float(score), 6),
-                title=row.get("title"),
-                image_url=row.get("image_url"),
-                price=row.get("price"),
-                category=row.get("main_category"),
-                because=(
-                    [catalog.get(b, {}).get("title") or b for b in because_ids[pos]]
-                    if because_ids is not None
-                    else None
-                ),
+                item_id,
+                round(score, 6),
+                row["title"],
+                row["image_url"],
+                row["price"],
+                row["main_category"],
+                None
+                if because_ids is None
+                else [catalog.get(b, _NO_ROW)["title"] or b for b in because_ids[pos]],
             )
         )
     return result
+
+
+_NO_ROW: dict[str, Any] = dict.fromkeys(("title", "image_url", "price", "main_category"))
 
 
 # ---- evaluation --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ not use it: loading 94K rows for one answer would cost more than it saves.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -19,7 +20,9 @@ from recsys.store.tables import product_catalog
 
 FIELDS = ("item_id", "title", "image_url", "price", "main_category")
 
-_snapshots: dict[str, CatalogSnapshot] = {}
+# Keyed by the engine object (one per database URL per process, see service.data.engine_for):
+# rendering its URL as a key took longer than the lookup itself.
+_snapshots: weakref.WeakKeyDictionary[Engine, CatalogSnapshot] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -44,19 +47,16 @@ class CatalogSnapshot:
 
 def enable(engine: Engine) -> CatalogSnapshot:
     """Serve catalog fields of `engine` from memory (call refresh() periodically)."""
-    key = engine.url.render_as_string(hide_password=False)
     with _lock:
-        snapshot = _snapshots.get(key)
+        snapshot = _snapshots.get(engine)
         if snapshot is None:
-            snapshot = _snapshots[key] = CatalogSnapshot(engine)
+            snapshot = _snapshots[engine] = CatalogSnapshot(engine)
     return snapshot
 
 
 def lookup(engine: Engine, item_ids: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """(rows found in the snapshot, ids still to fetch); everything is to fetch without one."""
-    snapshot = (
-        _snapshots.get(engine.url.render_as_string(hide_password=False)) if _snapshots else None
-    )
+    snapshot = _snapshots.get(engine) if _snapshots else None
     if snapshot is None or snapshot.revision is None:
         return {}, item_ids
     rows = snapshot.rows
