@@ -100,7 +100,9 @@ def prepare(home: Path, data: Path) -> None:
             print(f"  {kind} trained in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def request_bodies(home: Path, n: int = 500) -> dict[str, list[dict]]:
+def request_bodies(
+    home: Path, n: int = 500, search_mode: str | None = None
+) -> dict[str, list[dict]]:
     """Real ids from the store: items and users the model knows (users with >= 2 ratings)."""
     rng = random.Random(1)
     with sqlite3.connect(home / "recsys.db") as db:
@@ -125,7 +127,10 @@ def request_bodies(home: Path, n: int = 500) -> dict[str, list[dict]]:
         "/matrix_factor/user": [
             {"user_id": u, "n": 10} for u in rng.sample(users, min(n, len(users)))
         ],
-        "/search": [{"query": q, "top_k": 10} for q in queries],
+        "/search": [
+            {"query": q, "top_k": 10, **({"mode": search_mode} if search_mode else {})}
+            for q in queries
+        ],
         "/bare": [{"item_id": i, "n": 10} for i in rng.sample(items, min(50, len(items)))],
     }
 
@@ -272,6 +277,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--search-clients", default="1,8,16")
+    parser.add_argument(
+        "--search-mode", choices=["semantic", "keyword", "hybrid"],
+        help="mode sent to /search (default: none, so the server's search.mode)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--skip-training", action="store_true")
@@ -285,11 +294,14 @@ def main() -> None:
     if args.prepare_only:
         return
     kind = args.loadgen if args.loadgen != "auto" else ("wrk" if shutil.which("wrk") else "python")
-    bodies = request_bodies(home)
+    bodies = request_bodies(home, search_mode=args.search_mode)
     clients = [int(c) for c in args.clients.split(",")]
     search_clients = [int(c) for c in args.search_clients.split(",")]
     d = args.duration
-    print(f"load generator: {kind}; {args.workers} worker(s); {d:.0f} s per measurement")
+    print(
+        f"load generator: {kind}; {args.workers} worker(s); {d:.0f} s per measurement; "
+        f"search mode: {args.search_mode or 'the server default'}"
+    )
 
     port = free_port()
     bare = start(

@@ -9,7 +9,9 @@ the previous version, so requests see neither a stall nor a mixed answer while a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +45,18 @@ def model_loaders(
         return MFModel.load_for_serving(folder, manifest, similar_k=settings.server.max_n)
 
     return {"mf": (load_mf, None), "ss": (SemanticIndex, query_encoder)}
+
+
+RELOAD_NICE = 10
+
+
+def _lower_this_threads_priority() -> None:
+    """Loading a new mf version builds its serving indexes (~10 s of CPU at reference scale) in
+    this thread, and faiss and BLAS run single-threaded in it: at niceness 10 it takes the CPU
+    the requests leave over instead of doubling their p99. On Linux, niceness is per thread."""
+    # not Linux, or not allowed: reload at normal priority
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RELOAD_NICE)
 
 
 class ServerState:
@@ -93,6 +107,7 @@ class ServerState:
         self._refresh_once()
 
     def _refresh_loop(self) -> None:
+        _lower_this_threads_priority()
         interval = max(self.settings.server.reload_check_seconds, 0.05)
         while not self._stop.is_set():
             try:
