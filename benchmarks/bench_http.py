@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="reference sample folder to reuse or fill")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--clients", default="1,16,64")
-    parser.add_argument("--search-clients", default="1,8,16")
+    parser.add_argument("--search-clients", default="1,8,16,64")
     parser.add_argument(
         "--search-mode", choices=["semantic", "keyword", "hybrid"],
         help="mode sent to /search (default: none, so the server's search.mode)",
