@@ -107,6 +107,9 @@ class ServerSettings:
         30.0, "on SIGTERM, in-flight requests get this long to finish before connections close"
     )
     training_nice: int = _s(10, "niceness of training jobs started over HTTP: serving stays fast")
+    training_threads: int = _s(
+        0, "CPU threads of training jobs started over HTTP; 0 = half the cores (the rest serve)"
+    )
 
 
 @dataclass

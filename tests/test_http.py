@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -435,6 +436,11 @@ def test_training_job_publishes_a_new_version(tmp_path):
         assert done["version"] == Registry(home / "models").current("mf") != before
         assert done["seconds"] > 0 and done["started_at"] and done["finished_at"]
         assert done["progress"]["done"] == done["progress"]["total"] > 0
+        # the job yields the CPU to requests: low priority, half the cores
+        threads = max(1, (os.cpu_count() or 2) // 2)
+        log = (home / "jobs" / f"{job['id']}.log").read_text()
+        nice = min(19, os.nice(0) + 10)  # relative to the server's own niceness
+        assert f"mf training job {job['id']}: {threads} threads, niceness {nice}" in log, log
         assert [j["id"] for j in c.get("/training").json()["jobs"]] == [job["id"]]
         # Nothing changed since: without force the job is skipped and names the current version.
         again = wait_job(c, c.post("/training", json={"model_type": "mf"}).json()["id"])
