@@ -108,7 +108,7 @@ class ServerSettings:
     )
     training_nice: int = _s(10, "niceness of training jobs started over HTTP: serving stays fast")
     training_threads: int = _s(
-        0, "CPU threads of training jobs started over HTTP; 0 = half the cores (the rest serve)"
+        0, "CPU threads of HTTP-started training; 0: OMP_NUM_THREADS if set, else half the cores"
     )
 
 

@@ -40,7 +40,7 @@ def test_similar_items_table_is_the_exact_scan(models):
             np.testing.assert_allclose(got_scores, want_scores, atol=1e-5)  # best first, same
             overlap.append(len(set(want) & set(got)) / len(want))
     assert np.mean(overlap) >= 0.99  # only items tied at the cut may differ
-    # untrained items have an empty row, like the scan's answer for them
+    # untrained items have an empty row (the service answers them before asking the model)
     for item in np.flatnonzero(~exact.trained)[:5]:
         assert len(served.similar(int(item), 10)[0]) == 0
     # deeper than the table (n > similar_k) and a category filter still scan exactly

@@ -43,6 +43,7 @@ from recsys.errors import Conflict, InvalidInput, NotFound, RecsysError
 from recsys.http.schemas import ErrorDetail, Job, JobProgress
 from recsys.http.settings_io import settings_from_json, settings_to_json
 from recsys.models.registry import pid_alive
+from recsys.system import usable_cores
 
 logger = logging.getLogger("recsys.http.jobs")
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -148,7 +149,9 @@ class JobManager:
         return msgspec.structs.replace(job, pid=child.pid)
 
     def _spawn(self, job: Job, lock_fd: int) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "OMP_NUM_THREADS": str(training_threads(self.settings))}
+        env = dict(os.environ)
+        if self.settings.server.training_threads or "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(training_threads(self.settings))  # else the user's
         with open(self.folder / f"{job.id}.log", "wb") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "recsys.http.jobs", job.id, str(lock_fd)],
@@ -201,7 +204,7 @@ def training_threads(settings: Settings) -> int:
     this 2-core machine, p99 of the answers doubled through shared caches and memory bandwidth
     (measured 1.9-2.1x idle), with one thread 1.2-1.6x, and the fit under load took no longer."""
     wanted = settings.server.training_threads
-    return wanted if wanted > 0 else max(1, (os.cpu_count() or 2) // 2)
+    return wanted if wanted > 0 else max(1, usable_cores() // 2)
 
 
 # ---- the child process --------------------------------------------------------------------

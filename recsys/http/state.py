@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,33 +31,48 @@ logger = logging.getLogger("recsys.http")
 
 def model_loaders(
     settings: Settings,
-) -> dict[str, tuple[Callable[..., Any], Callable[[], Any] | None]]:
-    """kind -> (the loader for `loaded`, an extra warm-up or None).
+) -> dict[str, tuple[Callable[..., Any], Callable[[Any], Any]]]:
+    """kind -> (the loader for `loaded`, `prepare(model)`, run by every refresh round).
 
-    The cache slot is shared with the service's calls, which in the server never load (they
-    take the cached model); the loader must return what the service's loader returns."""
+    The cache slot is shared with the service's calls, and the loader must return what the
+    service's loader returns. A request can load a model itself, with the service's plain
+    loader, when it finds the slot empty (the first version published while the server runs, or
+    a client faster than the refresher at start-up): `prepare` then adds what the server's
+    loader would have built. It is cheap once done."""
     from recsys.models.encoder import query_encoder
     from recsys.models.mf import MFModel
     from recsys.models.ss import SemanticIndex
 
-    def load_mf(folder: Path, manifest: dict[str, Any]) -> MFModel:
-        # the serving indexes are built before the new version is swapped in; the similar-items
-        # table is as deep as the largest n a client may ask for
-        return MFModel.load_for_serving(folder, manifest, similar_k=settings.server.max_n)
+    depth = settings.server.max_n  # the similar-items table answers any n a client may ask for
 
-    return {"mf": (load_mf, None), "ss": (SemanticIndex, query_encoder)}
+    def load_mf(folder: Path, manifest: dict[str, Any]) -> MFModel:
+        # the serving indexes are built before the new version is swapped in
+        return MFModel.load_for_serving(folder, manifest, similar_k=depth)
+
+    def prepare_mf(model: MFModel) -> None:
+        if model.similar_table is None:
+            model.build_serving_indexes(depth)
+
+    def prepare_ss(_model: SemanticIndex) -> None:
+        query_encoder()  # load the encoder's weights before the first search needs them
+
+    return {"mf": (load_mf, prepare_mf), "ss": (SemanticIndex, prepare_ss)}
 
 
 RELOAD_NICE = 10
+REFRESHER_JOIN_SECONDS = 5.0
 
 
 def _lower_this_threads_priority() -> None:
     """Loading a new mf version builds its serving indexes (~10 s of CPU at reference scale) in
-    this thread, and faiss and BLAS run single-threaded in it: at niceness 10 it takes the CPU
-    the requests leave over instead of doubling their p99. On Linux, niceness is per thread."""
-    # not Linux, or not allowed: reload at normal priority
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RELOAD_NICE)
+    this thread, and faiss and BLAS run single-threaded in it: 10 steps nicer than the server,
+    it takes the CPU the requests leave over. Only on Linux is niceness per thread."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):  # not allowed: reload at the server's priority
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + RELOAD_NICE))
 
 
 class ServerState:
@@ -80,6 +96,10 @@ class ServerState:
     def shutdown(self) -> None:
         self._stop.set()
         self.jobs.shutdown()
+        # Let a refresh round in progress finish (a reload can take seconds at reference scale;
+        # the thread is a daemon past this), so it does not outlive the app it serves.
+        if self._thread is not None:
+            self._thread.join(timeout=REFRESHER_JOIN_SECONDS)
 
     # ---- readiness -----------------------------------------------------------------------
     def health(self) -> Health:
@@ -133,14 +153,13 @@ class ServerState:
             logger.info("catalog snapshot loaded")
         registry = Registry(self.settings.models_dir)
         all_loaded = True
-        for kind, (loader, extra) in model_loaders(self.settings).items():
+        for kind, (loader, prepare) in model_loaders(self.settings).items():
             if registry.current(kind) is None:
                 self.checks[kind] = "not trained"
                 continue
             try:
                 entry = loaded(self.settings, kind, loader)
-                if extra is not None and self.checks.get(kind) != "ok":
-                    extra()
+                prepare(entry.model)
             except Exception as exc:
                 all_loaded = False
                 self.checks[kind] = f"failed: {exc}"

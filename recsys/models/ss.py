@@ -148,7 +148,8 @@ class SemanticIndex:
     def __init__(self, folder: Path, manifest: dict[str, Any]):
         import faiss
 
-        faiss.omp_set_num_threads(1)  # single queries: threads cost more than they give
+        # per thread: later faiss work of the loading thread (the refresher) stays on one core
+        faiss.omp_set_num_threads(1)
         self.version: str = manifest["version"]
         self.index = faiss.read_index(str(folder / "index.faiss"))
         if manifest["params"]["index"] == "hnsw":

@@ -52,7 +52,8 @@ _slots_by_home: dict[tuple[str, str], _Slot] = {}  # fast path: absolute homes a
 def _slot(settings: Settings, kind: str) -> _Slot:
     # Resolving the models folder stats every path component (~40 us, a tenth of a served
     # request), so a slot is also remembered under the configured home when that is written as
-    # an absolute path (it resolves the same every time); `~` and relative homes are resolved.
+    # an absolute path; `~` and relative homes are resolved each time. (A symlink in an absolute
+    # home retargeted while the process runs is not followed: restart after such a switch.)
     fast = _slots_by_home.get((settings.paths.home, kind))
     if fast is not None:
         return fast

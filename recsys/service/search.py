@@ -163,14 +163,8 @@ def _check_query(settings: Settings, query: str, k: int, mode: str) -> str:
     return query
 
 
-def _semantic(settings: Settings, query: str, k: int, category: str | None):  # type: ignore[no-untyped-def]
-    """(hits, version): nearest products, oversampling when a category filter drops some."""
-    from recsys.models.encoder import query_encoder
-    from recsys.models.ss import SemanticIndex
-    from recsys.service.models import loaded
-
-    model: SemanticIndex = loaded(settings, "ss", SemanticIndex).model
-    vector = query_encoder().encode([query])[0]
+def _nearest(settings: Settings, model, vector: np.ndarray, k: int, category: str | None):  # type: ignore[no-untyped-def]
+    """The k nearest products to a query vector, oversampling when a category filter drops some."""
     wanted = k if category is None else k * 10
     while True:
         hits = model.search(vector, wanted)
@@ -178,7 +172,7 @@ def _semantic(settings: Settings, query: str, k: int, category: str | None):  # 
             cats = products_by_id(engine_for(settings), [i for i, _ in hits])
             hits = [(i, s) for i, s in hits if cats.get(i, {}).get("main_category") == category]
         if len(hits) >= k or wanted >= model.index.ntotal:
-            return hits[:k], model.version
+            return hits[:k]
         wanted *= 4
 
 
@@ -193,16 +187,24 @@ def search(
     mode = mode or settings.search.mode
     query = _check_query(settings, query, k, mode)
     engine = engine_for(settings)
-    version = None
-    if mode == "semantic":
-        ranked, version = _semantic(settings, query, k, category)
-    elif mode == "keyword":
-        ranked = keyword_search(engine, query, k, category)
+    if mode == "keyword":
+        ranked, version = keyword_search(engine, query, k, category), None
     else:
-        pool = max(50, 5 * k)  # fuse deeper lists than we return, as RRF is meant to
-        semantic, version = _semantic(settings, query, pool, category)
-        keyword = keyword_search(engine, query, pool, category)
-        ranked = reciprocal_rank_fusion([semantic, keyword], settings.search.rrf_k)[:k]
+        from recsys.models.encoder import query_encoder
+        from recsys.models.ss import SemanticIndex
+        from recsys.service.models import loaded
+
+        index = loaded(settings, "ss", SemanticIndex)  # NotTrained before any work
+        pool = k if mode == "semantic" else max(50, 5 * k)  # RRF fuses deeper lists than it returns
+        # The encoder threads encode the query while the keyword query (hybrid) runs here.
+        pending = query_encoder().submit([query])
+        keyword = keyword_search(engine, query, pool, category) if mode == "hybrid" else None
+        semantic = _nearest(settings, index.model, pending.result()[0], pool, category)
+        ranked = (
+            semantic if keyword is None
+            else reciprocal_rank_fusion([semantic, keyword], settings.search.rrf_k)[:k]
+        )  # fmt: skip
+        version = index.version
     catalog = products_by_id(engine, [item for item, _ in ranked])
     hits = [
         ScoredItem(

@@ -10,7 +10,6 @@ not use it: loading 94K rows for one answer would cost more than it saves.
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -20,9 +19,9 @@ from recsys.store.tables import product_catalog
 
 FIELDS = ("item_id", "title", "image_url", "price", "main_category")
 
-# Keyed by the engine object (one per database URL per process, see service.data.engine_for):
-# rendering its URL as a key took longer than the lookup itself.
-_snapshots: weakref.WeakKeyDictionary[Engine, CatalogSnapshot] = weakref.WeakKeyDictionary()
+# Keyed by the engine object, which lives as long as the process (one per database URL, see
+# service.data.engine_for): rendering its URL as a key took longer than the lookup itself.
+_snapshots: dict[Engine, CatalogSnapshot] = {}
 _lock = threading.Lock()
 
 

@@ -4,6 +4,7 @@ Both index title, store and main category of `product_catalog`. SQLite keeps an 
 FTS5 table in sync through triggers (so ingest needs no extra step); PostgreSQL uses a GIN
 expression index. Terms are OR-ed and ranked (bm25 / ts_rank), so a natural-language query still
 finds products that match most of its words, and exact tokens such as model numbers rank first.
+Equal scores: SQLite lists the earlier-ingested product first, PostgreSQL the smaller item id.
 """
 
 from __future__ import annotations
