@@ -535,3 +535,29 @@ def test_a_model_a_request_loaded_gets_its_serving_indexes_from_the_refresher(ho
     assert model.similar_table is not None and model.scorer is not None
     after = service.similar_items(settings, item, n=5)
     assert [round(i.score, 4) for i in after.items] == [round(i.score, 4) for i in before.items]
+
+
+def test_serving_indexes_that_fail_to_build_are_tried_once(home, monkeypatch, caplog):
+    import math
+
+    from recsys.http.state import ServerState
+    from recsys.models.mf import MFModel
+
+    settings = Settings()
+    settings.paths.home = str(home)
+    settings.server.reload_check_seconds = math.inf
+    item, _ = some_item_and_user(home)
+    service.similar_items(settings, item, n=5)  # a request loads the plain model first
+    calls = []
+
+    def failing(self, *args, **kwargs):  # stands in for e.g. a MemoryError on a huge catalog
+        calls.append(1)
+        raise RuntimeError("no memory for the table")
+
+    monkeypatch.setattr(MFModel, "build_serving_indexes", failing)
+    state = ServerState(settings)
+    state.refresh_now()
+    state.refresh_now()
+    assert len(calls) == 1 and state.checks["mf"] == "ok"  # it still answers, by exact scan
+    assert sum("without its serving indexes" in r.message for r in caplog.records) == 1
+    assert service.similar_items(settings, item, n=5).items

@@ -66,8 +66,9 @@ def write(request: dict[str, Any]) -> None:
     """One access line to the current stderr. Written directly rather than through `logging`:
     a LogRecord per request cost ~7% of a served recommendation. Only the event loop thread
     writes, so lines never interleave."""
+    line = _format(request) + "\n"
     try:  # noqa: SIM105 - try is free on the hot path, contextlib.suppress is not
-        sys.stderr.write(_format(request) + "\n")
+        sys.stderr.write(line)
     except (OSError, ValueError, AttributeError):  # closed or missing stderr: never fail a request
         pass
 

@@ -150,7 +150,8 @@ class JobManager:
 
     def _spawn(self, job: Job, lock_fd: int) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
-        if self.settings.server.training_threads or "OMP_NUM_THREADS" not in env:
+        users = env.get("OMP_NUM_THREADS", "")
+        if self.settings.server.training_threads or not (users.isdigit() and int(users) > 0):
             env["OMP_NUM_THREADS"] = str(training_threads(self.settings))  # else the user's
         with open(self.folder / f"{job.id}.log", "wb") as log:
             child = subprocess.Popen(

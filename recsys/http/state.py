@@ -50,8 +50,12 @@ def model_loaders(
         return MFModel.load_for_serving(folder, manifest, similar_k=depth)
 
     def prepare_mf(model: MFModel) -> None:
-        if model.similar_table is None:
-            model.build_serving_indexes(depth)
+        if model.similar_table is None and not model.extras.get("serving_indexes_failed"):
+            try:
+                model.build_serving_indexes(depth)
+            except Exception as exc:  # it answers all the same, by exact scan: warn once
+                model.extras["serving_indexes_failed"] = True
+                logger.warning("mf %s serves without its serving indexes: %s", model.version, exc)
 
     def prepare_ss(_model: SemanticIndex) -> None:
         query_encoder()  # load the encoder's weights before the first search needs them

@@ -16,7 +16,6 @@ import math
 import os
 import queue
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +259,8 @@ class BatchingEncoder:
             else:
                 batch[0].vectors = self.model.encode(batch[0].texts)
         except BaseException as exc:
-            batch[0].error = exc
+            if len(batch) == 1:  # its own error; in a batch, `finally` fails whoever is unfilled
+                batch[0].error = exc
         finally:
             for p in batch:
                 if p.vectors is None and p.error is None:
@@ -268,13 +268,23 @@ class BatchingEncoder:
                 p.done.set()
 
 
-@lru_cache(maxsize=1)
+_query_encoder: BatchingEncoder | None = None
+_query_encoder_lock = threading.Lock()
+
+
 def query_encoder() -> BatchingEncoder:
-    # One query's matrices are tiny: a multi-threaded BLAS only adds hand-offs, and under load
-    # measured p99 850 ms with 2 threads against 27 ms with 1. Process-wide, like the mf loader.
-    from threadpoolctl import threadpool_limits
+    """The process's query encoder, built once even when the first callers race (the server's
+    refresher warms it while the first search may already ask for it)."""
+    global _query_encoder
+    if _query_encoder is None:
+        with _query_encoder_lock:
+            if _query_encoder is None:
+                # One query's matrices are tiny: a multi-threaded BLAS only adds hand-offs, and
+                # under load measured p99 850 ms with 2 threads against 27 ms with 1.
+                from threadpoolctl import threadpool_limits
 
-    from recsys.system import usable_cores
+                from recsys.system import usable_cores
 
-    threadpool_limits(1, "blas")
-    return BatchingEncoder(NumpyMiniLM(), threads=min(4, usable_cores()))
+                threadpool_limits(1, "blas")
+                _query_encoder = BatchingEncoder(NumpyMiniLM(), threads=min(4, usable_cores()))
+    return _query_encoder
