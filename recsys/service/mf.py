@@ -29,7 +29,7 @@ from recsys.models.registry import Registry
 from recsys.schemas import EvaluationReport, Recommendations, ScoredItem, TrainResult
 from recsys.service.data import engine_for
 from recsys.service.models import forget, loaded
-from recsys.store.queries import products_by_id
+from recsys.store.queries import products_by_id, result_line
 from recsys.store.tables import product_catalog, user_item_rating
 
 KIND = "mf"
@@ -370,26 +370,14 @@ def _scored(
     because_ids = [model.item_id_list(b) for b in because] if because is not None else None
     wanted = ids if because_ids is None else list({*ids, *(i for g in because_ids for i in g)})
     catalog = products_by_id(engine_for(settings), wanted)
-    result = []
-    for pos, (item_id, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
-        row = catalog.get(item_id, _NO_ROW)
-        result.append(
-            ScoredItem(
-                item_id,
-                round(score, 6),
-                row["title"],
-                row["image_url"],
-                row["price"],
-                row["main_category"],
-                None
-                if because_ids is None
-                else [catalog.get(b, _NO_ROW)["title"] or b for b in because_ids[pos]],
-            )
+    return [
+        result_line(
+            item_id, score, catalog.get(item_id),
+            None if because_ids is None
+            else [(catalog.get(b) or {}).get("title") or b for b in because_ids[pos]],
         )
-    return result
-
-
-_NO_ROW: dict[str, Any] = dict.fromkeys(("title", "image_url", "price", "main_category"))
+        for pos, (item_id, score) in enumerate(zip(ids, scores.tolist(), strict=True))
+    ]  # fmt: skip
 
 
 # ---- evaluation --------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from recsys.config import Settings
 from recsys.errors import IntegrityError, InvalidInput
 from recsys.models.registry import Registry
-from recsys.schemas import ScoredItem, SearchResults, TrainResult
+from recsys.schemas import SearchResults, TrainResult
 from recsys.service.data import engine_for
 from recsys.store.engine import get_meta
 from recsys.store.fulltext import keyword_search
-from recsys.store.queries import products_by_id
+from recsys.store.queries import products_by_id, result_line
 from recsys.store.tables import product_catalog
 
 MODES = ("semantic", "keyword", "hybrid")
@@ -38,7 +38,7 @@ def train_ss(
 ) -> TrainResult:
     """Embed product texts and publish a FAISS index; skipped when nothing changed (unless force)."""
     from recsys.models import ss
-    from recsys.models.encoder import MODEL_NAME
+    from recsys.models.encoder import DIMENSIONS, MODEL_NAME
 
     started = time.perf_counter()
     cfg = settings.ss
@@ -75,7 +75,7 @@ def train_ss(
             previous = ss.read_previous(*registry.open("ss"))
         except IntegrityError:
             previous = None  # a damaged previous version just means no cache
-    plan = ss.plan_reuse(hashes, previous, dim=384)
+    plan = ss.plan_reuse(hashes, previous, dim=DIMENSIONS)
     t_encode = time.perf_counter()
     if plan.to_encode.size:
         from recsys.models.encoder import load_sentence_transformer
@@ -206,17 +206,7 @@ def search(
         )  # fmt: skip
         version = index.version
     catalog = products_by_id(engine, [item for item, _ in ranked])
-    hits = [
-        ScoredItem(
-            item_id=item,
-            score=round(score, 6),
-            title=catalog.get(item, {}).get("title"),
-            image_url=catalog.get(item, {}).get("image_url"),
-            price=catalog.get(item, {}).get("price"),
-            category=catalog.get(item, {}).get("main_category"),
-        )  # fmt: skip
-        for item, score in ranked
-    ]
+    hits = [result_line(item, score, catalog.get(item)) for item, score in ranked]
     return SearchResults(query=query, mode=mode, model_version=version, hits=hits)
 
 

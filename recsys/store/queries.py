@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, exists, func, select
 from sqlalchemy.exc import OperationalError
 
-from recsys.schemas import StoreStatus
+from recsys.schemas import ScoredItem, StoreStatus
 from recsys.store import catalog_cache
 from recsys.store.engine import get_meta, set_meta, writer
 from recsys.store.tables import SCHEMA_VERSION, product_catalog, user_item_rating
@@ -69,8 +69,26 @@ def products_by_id(engine: Engine, item_ids: list[str]) -> dict[str, dict[str, A
     if not missing:
         return found
     p = product_catalog.c
-    cols = [p.item_id, p.title, p.image_url, p.price, p.main_category]
+    cols = [p[field] for field in catalog_cache.FIELDS]
     with engine.connect() as conn:
         rows = conn.execute(select(*cols).where(p.item_id.in_(missing))).mappings().all()
     found.update((row["item_id"], dict(row)) for row in rows)
     return found
+
+
+_NO_PRODUCT: dict[str, Any] = dict.fromkeys(catalog_cache.FIELDS)
+
+
+def result_line(
+    item_id: str,
+    score: float,
+    product: dict[str, Any] | None,
+    because: list[str] | None = None,
+) -> ScoredItem:
+    """One result line from a `products_by_id` row; an item missing from the catalog keeps its
+    id and score with empty fields."""
+    row = product or _NO_PRODUCT
+    return ScoredItem(
+        item_id, round(score, 6), row["title"], row["image_url"], row["price"],
+        row["main_category"], because,
+    )  # fmt: skip
