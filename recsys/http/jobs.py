@@ -149,10 +149,7 @@ class JobManager:
         return msgspec.structs.replace(job, pid=child.pid)
 
     def _spawn(self, job: Job, lock_fd: int) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        users = env.get("OMP_NUM_THREADS", "")
-        if self.settings.server.training_threads or not (users.isdigit() and int(users) > 0):
-            env["OMP_NUM_THREADS"] = str(training_threads(self.settings))  # else the user's
+        env = {**os.environ, "OMP_NUM_THREADS": str(training_threads(self.settings))}
         with open(self.folder / f"{job.id}.log", "wb") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "recsys.http.jobs", job.id, str(lock_fd)],
@@ -204,8 +201,12 @@ def training_threads(settings: Settings) -> int:
     OMP_NUM_THREADS). Niceness alone did not keep serving fast: with the fit on both cores of
     this 2-core machine, p99 of the answers doubled through shared caches and memory bandwidth
     (measured 1.9-2.1x idle), with one thread 1.2-1.6x, and the fit under load took no longer."""
-    wanted = settings.server.training_threads
-    return wanted if wanted > 0 else max(1, usable_cores() // 2)
+    if settings.server.training_threads > 0:
+        return settings.server.training_threads
+    users = os.environ.get("OMP_NUM_THREADS", "")  # the server's own environment says so
+    if users.isdigit() and int(users) > 0:
+        return int(users)
+    return max(1, usable_cores() // 2)
 
 
 # ---- the child process --------------------------------------------------------------------

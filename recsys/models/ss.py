@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from recsys.errors import InvalidInput
-from recsys.models.encoder import MODEL_NAME
+from recsys.models.encoder import DIMENSIONS, MODEL_NAME
 
 TEXT_FIELDS = ("title", "features", "description", "store", "main_category", "categories")
 ENCODE_CHUNK = (
@@ -98,7 +98,7 @@ def encode_texts(
         )  # fmt: skip
         if on_progress:
             on_progress(start + len(chunk), len(texts))
-    return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+    return np.concatenate(out) if out else np.zeros((0, DIMENSIONS), dtype=np.float32)
 
 
 def build_index(vectors: np.ndarray, kind: str, m: int, ef_construction: int) -> Any:
