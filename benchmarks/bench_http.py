@@ -2,8 +2,9 @@
 and the server's resident memory.
 
     python benchmarks/bench_http.py [--home DIR] [--data DIR] [--duration S] [--clients 1,16,64]
-                                    [--workers N] [--loadgen auto|wrk|python] [--skip-training]
-                                    [--prepare-only]
+                                    [--search-clients 1,8,16,64]
+                                    [--search-mode semantic|keyword|hybrid] [--workers N]
+                                    [--loadgen auto|wrk|python] [--skip-training] [--prepare-only]
 
 --home reuses (or fills) a data home with the reference sample (2M ratings, 1.7M users, 90K items,
 94K products) and both models; the first run takes several minutes (sample, ingest, ALS, and
