@@ -58,18 +58,78 @@ class IngestSettings:
 
 
 @dataclass
-class MFSettings:
+class ALSSettings:
     factors: int = _s(0, "latent factors of the ALS model; 0 = auto (items / 40, between 8 and 64)")
     iterations: int = _s(15, "ALS iterations")
     regularization: float = _s(0.05, "L2 regularisation of the ALS factors")
     alpha: float = _s(2.0, "confidence = 1 + alpha * rating (confidence 'linear')")
     confidence: str = _s("linear", "how a rating becomes confidence: linear | binary")
     random_state: int = _s(42, "seed for the factor initialisation")
-    test_fraction: float = _s(0.2, "evaluate: share of the ratings held out as the test set")
     min_user_ratings: int = _s(
         2,
         "users with fewer ratings are left out of the fit (one rating holds no co-occurrence; "
         "~10x faster at the reference scale); they are still served by fold-in. 1 = everyone",
+    )
+
+
+@dataclass
+class EASESettings:
+    regularization: float = _s(500.0, "lambda, the L2 regularisation of EASE's closed form")
+    max_items: int = _s(
+        10000,
+        "EASE models only this many most popular items (its dense matrix is items^2 x 4 bytes; "
+        "the fit needs ~20 bytes per cell); the others are left to the fallback chain",
+    )
+
+
+@dataclass
+class ItemKNNSettings:
+    weighting: str = _s("bm25", "how interactions are weighted before cosine: bm25 | cosine")
+    neighbours: int = _s(100, "most similar items kept per item")
+    bm25_k1: float = _s(1.2, "BM25 term saturation K1 (weighting bm25)")
+    bm25_b: float = _s(0.75, "BM25 length normalisation B (weighting bm25)")
+
+
+@dataclass
+class RP3betaSettings:
+    alpha: float = _s(1.0, "exponent of the random walk's transition probabilities")
+    beta: float = _s(0.5, "popularity penalty: weights are divided by popularity^beta")
+    neighbours: int = _s(100, "largest weights kept per item")
+
+
+@dataclass
+class RecommendSettings:
+    model: str = _s(
+        "auto",
+        "model answering recommend and /recommendations: a kind, or auto (the model that "
+        "validated best in `recsys tune`; als when nothing was tuned)",
+    )
+    fallback: list[str] = _s(
+        ["ss", "popularity"],
+        "tried in order when the model has nothing for an item: ss (semantic neighbours of the "
+        "product text), popularity (bestsellers of the item's category)",
+    )
+
+
+@dataclass
+class EvaluateSettings:
+    models: list[str] = _s(
+        ["als", "ease", "itemknn", "rp3beta", "popularity"], "models `recsys evaluate` compares"
+    )
+    split: str = _s(
+        "time", "time: the latest ratings are the test set; random: per-user random hold-out"
+    )
+    test_fraction: float = _s(0.2, "share of the ratings held out as the test set")
+    seed: int = _s(42, "seed of the random split")
+    k: int = _s(10, "cut-off of the top-k metrics")
+
+
+@dataclass
+class TuneSettings:
+    trials: int = _s(30, "hyperparameter trials per model (optuna TPE)")
+    time_budget_seconds: float = _s(0.0, "stop each model's search after this long; 0 = no limit")
+    validation_fraction: float = _s(
+        0.2, "share of the training part held out to validate trials (the test part is never seen)"
     )
 
 
@@ -117,7 +177,13 @@ class Settings:
     paths: PathsSettings = field(default_factory=PathsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
-    mf: MFSettings = field(default_factory=MFSettings)
+    als: ALSSettings = field(default_factory=ALSSettings)
+    ease: EASESettings = field(default_factory=EASESettings)
+    itemknn: ItemKNNSettings = field(default_factory=ItemKNNSettings)
+    rp3beta: RP3betaSettings = field(default_factory=RP3betaSettings)
+    recommend: RecommendSettings = field(default_factory=RecommendSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    tune: TuneSettings = field(default_factory=TuneSettings)
     ss: SSSettings = field(default_factory=SSSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -150,6 +216,10 @@ def _sqlite_url(absolute_home: str) -> str:
 SECTIONS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(Settings) if f.name != "sources"
 )
+# Old names that keep working: the ALS section was called [mf] (and RECSYS_MF_*), and its
+# evaluation share lived there before `recsys evaluate` compared several models.
+KEY_ALIASES = {"mf.test_fraction": "evaluate.test_fraction"}
+SECTION_ALIASES = {"mf": "als"}
 ENV_ALIASES = {
     "RECSYS_HOME": "paths.home",
     "RECSYS_DB_URL": "store.url",
@@ -229,7 +299,9 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         for section, values in data.items():
-            if section not in SECTIONS or not isinstance(values, dict):
+            if SECTION_ALIASES.get(section, section) not in SECTIONS or not isinstance(
+                values, dict
+            ):
                 raise ConfigError(f"{path}: unknown section [{section}]")
             for key, value in values.items():
                 _assign(settings, sources, f"{section}.{key}", value, f"file {path}")
@@ -250,15 +322,22 @@ def load_settings(
 
 def _env_to_key(name: str) -> str | None:
     rest = name[len("RECSYS_") :].lower()
-    for section in SECTIONS:
+    for section in (*SECTIONS, *SECTION_ALIASES):
         if rest.startswith(section + "_"):
-            key = rest[len(section) + 1 :]
-            if any(f.name == key for f in setting_fields(section)):
-                return f"{section}.{key}"
+            dotted = f"{section}.{rest[len(section) + 1 :]}"
+            real_section, _, key = _canonical_key(dotted).partition(".")
+            if any(f.name == key for f in setting_fields(real_section)):
+                return dotted
     return None  # other RECSYS_* variables (e.g. test switches) are not settings
 
 
+def _canonical_key(dotted: str) -> str:
+    section, _, key = dotted.partition(".")
+    return KEY_ALIASES.get(dotted) or f"{SECTION_ALIASES.get(section, section)}.{key}"
+
+
 def _assign(settings: Settings, sources: dict[str, str], dotted: str, value: Any, origin: str):
+    dotted = _canonical_key(dotted)
     if dotted not in sources:
         raise ConfigError(f"{origin}: unknown setting '{dotted}'")
     section, key = dotted.split(".", 1)

@@ -77,15 +77,17 @@ class ScoredItem(msgspec.Struct):
     price: float | None = None
     category: str | None = None
     because: list[str] | None = None  # --explain: the user's items that drove this pick
+    model: str | None = None  # the model kind that produced this line (see recommend.fallback)
 
 
 class Recommendations(msgspec.Struct):
     kind: str  # "similar" | "user"
     query: str  # the item id or user id asked about
-    strategy: str  # "als" | "popular" | "fold_in"
+    strategy: str  # the model kind for personal picks / similar items, "fold_in", "popular", "none"
     model_version: str | None
     items: list[ScoredItem]
     message: str | None = None
+    model: str | None = None  # the model kind asked (lines name their own, see ScoredItem.model)
 
 
 class TrainResult(msgspec.Struct):
@@ -108,19 +110,24 @@ class SearchResults(msgspec.Struct):
 
 
 class RankingMetrics(msgspec.Struct):
-    """Top-k metrics averaged over evaluated users; coverage = share of the catalog recommended."""
+    """Top-k metrics averaged over evaluated users (see recsys.evaluate for definitions)."""
 
     precision: float
     recall: float
     ndcg: float
     map: float
-    coverage: float
+    coverage: float  # share of the catalog recommended to anyone
+    novelty: float = 0.0  # mean self-information of recommended items, bits
+    gini: float = 0.0  # Gini index of exposure over the catalog
+    diversity: float | None = None  # intra-list category diversity (None: no categories)
+    p_value: float | None = None  # Wilcoxon signed-rank vs the best model's per-user NDCG
+    fit_seconds: float = 0.0
 
 
 class EvaluationReport(msgspec.Struct):
-    kind: str  # the model kind evaluated, "mf"
     k: int
     split: str  # "time" | "random"
+    split_description: str  # the split, named precisely enough to repeat it
     test_fraction: float
     seed: int
     train_interactions: int
@@ -132,6 +139,26 @@ class EvaluationReport(msgspec.Struct):
     cold_items: int  # distinct test items the train part never saw (no model can rank them)
     cold_item_interactions: int
     catalog_items: int  # items the train part saw: the ranked catalog
-    models: dict[str, RankingMetrics] = {}  # "als", "popular"
-    params: dict[str, object] = {}
+    models: dict[str, RankingMetrics] = {}  # model kind -> metrics, best NDCG first
+    best: str | None = None  # the model with the highest NDCG@k
+    params: dict[str, dict[str, object]] = {}  # model kind -> hyperparameters used
+    seconds: float = 0.0
+
+
+class TunedModel(msgspec.Struct):
+    model: str
+    params: dict[str, object]
+    validation_ndcg: float
+    test_ndcg: float
+    default_test_ndcg: float  # the same split and test, with the parameters before tuning
+    trials: int
+    seconds: float
+
+
+class TuneReport(msgspec.Struct):
+    k: int
+    split_description: str
+    validation_description: str
+    models: list[TunedModel] = []  # best validation NDCG first
+    best: str | None = None  # the model that validated best (what recommend.model = auto serves)
     seconds: float = 0.0

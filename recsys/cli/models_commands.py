@@ -7,8 +7,9 @@ from rich.table import Table
 
 from recsys.cli.app import JsonOpt, command, out, print_json, settings
 from recsys.cli.groups import models_app
+from recsys.models.kinds import KINDS
 
-KindArg = Annotated[str, typer.Argument(help="Model kind: mf or ss.")]
+KindArg = Annotated[str, typer.Argument(help=f"Model kind: {', '.join(KINDS)}.")]
 VersionArg = Annotated[
     str | None, typer.Argument(help="Version, e.g. 20261126T120000Z (default: current).")
 ]
@@ -16,7 +17,7 @@ VersionArg = Annotated[
 
 @command(models_app, "list")
 def models_list_command(
-    kind: Annotated[str | None, typer.Argument(help="Only this kind (mf or ss).")] = None,
+    kind: Annotated[str | None, typer.Argument(help="Only this kind.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every published model version; * marks the current one."""

@@ -22,6 +22,7 @@ even a job killed with SIGKILL never leaves a half-published model.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -39,9 +40,10 @@ from pathlib import Path
 import msgspec
 
 from recsys.config import Settings
-from recsys.errors import Conflict, InvalidInput, NotFound, RecsysError
+from recsys.errors import Conflict, NotFound, RecsysError
 from recsys.http.schemas import ErrorDetail, Job, JobProgress
 from recsys.http.settings_io import settings_from_json, settings_to_json
+from recsys.models.kinds import resolve
 from recsys.models.registry import pid_alive
 from recsys.system import usable_cores
 
@@ -112,8 +114,7 @@ class JobManager:
 
     # ---- starting ------------------------------------------------------------------------
     def start(self, kind: str, force: bool) -> Job:
-        if kind not in ("mf", "ss"):
-            raise InvalidInput(f"unknown model_type {kind!r}; use mf or ss")
+        kind = resolve(kind).name  # InvalidInput (400) for a name the model table lacks
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.folder / f"{kind}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -213,7 +214,7 @@ def training_threads(settings: Settings) -> int:
 def _trainer(kind: str) -> Callable[..., object]:
     from recsys import service
 
-    return service.train_mf if kind == "mf" else service.train_ss  # type: ignore[attr-defined]
+    return functools.partial(service.train, model=kind)
 
 
 class _Terminated(BaseException):

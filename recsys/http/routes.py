@@ -60,7 +60,7 @@ _ERROR_EXAMPLES = {
         401, "unauthorized", "missing or wrong API key: send it in the X-API-Key header"
     ),
     404: _error_example(404, "not_found", "unknown item 'B0000XYZ'"),
-    409: _error_example(409, "not_trained", "no mf model yet: run `recsys train mf`"),
+    409: _error_example(409, "not_trained", "no als model yet: run `recsys train als`"),
     413: _error_example(413, "body_too_large", "request body too large"),
     503: _error_example(503, "store_unavailable", "database is unavailable"),
 }
@@ -101,7 +101,7 @@ _SEARCH = {
     "hits": [_ITEM],
 }
 _JOB = {
-    "id": "6f1c0a9e2b7d4c35a1e8f0b2c4d6e8fa", "kind": "mf", "state": "running", "force_retrain": False,
+    "id": "6f1c0a9e2b7d4c35a1e8f0b2c4d6e8fa", "kind": "als", "state": "running", "force_retrain": False,
     "created_at": "2026-11-26T12:00:00.000+00:00", "started_at": "2026-11-26T12:00:00.210+00:00",
     "progress": {"done": 6, "total": 15}, "pid": 4242,
 }  # fmt: skip
@@ -139,6 +139,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     served = replace(settings, server=replace(settings.server, reload_check_seconds=math.inf))
     types = request_types(settings)
     SimilarRequest, UserRequest, SearchRequest = types.similar, types.user, types.search
+    ModelSimilarRequest, ModelUserRequest = types.model_similar, types.model_user
     # OpenAPI security declarations mirror the guard in auth.py.
     keyed = [{SECURITY_SCHEME: []}] if settings.server.api_key else None
     default = keyed if settings.server.protect_all else None
@@ -167,8 +168,8 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         body: RawBody,
     ) -> Response[Recommendations]:
         data = strict(body, SimilarRequest)
-        recs = service.similar_items(  # type: ignore[attr-defined]
-            served, data.item_id, n=data.n, category=data.category
+        recs = service.similar_items(
+            served, data.item_id, n=data.n, category=data.category, model="als"
         )
         return _with_version(recs, recs.model_version)
 
@@ -196,9 +197,58 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         body: RawBody,
     ) -> Response[Recommendations]:  # fmt: skip
         data = strict(body, UserRequest)
-        recs = service.recommend_user(  # type: ignore[attr-defined]
+        recs = service.recommend_user(
             served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
-            items=data.item_ids, category=data.category, explain=data.explain,
+            items=data.item_ids, category=data.category, explain=data.explain, model="als",
+        )  # fmt: skip
+        return _with_version(recs, recs.model_version)
+
+    @post(
+        "/recommendations/similar", status_code=200, sync_to_thread=False, tags=["recommendations"], security=default,
+        summary="Items similar to an item, from any model (default recommend.model); the fallback chain fills in",
+        responses={
+            **_ok(Recommendations, "similar items; `model` and X-Model-Version name the model",
+                  {**_RECS, "model": "ease", "strategy": "ease"}),
+            **_errors(400, 401, 404, 409, 413, 503),
+        },
+    )  # fmt: skip
+    def model_similar(
+        data: Annotated[
+            ModelSimilarRequest,  # type: ignore[valid-type]
+            Body(examples=[Example(id="similar_ease", summary="10 items like B0000XYZ by EASE",
+                                   value={"item_id": "B0000XYZ", "n": 10, "model": "ease"})]),
+        ],
+        body: RawBody,
+    ) -> Response[Recommendations]:  # fmt: skip
+        data = strict(body, ModelSimilarRequest)
+        recs = service.similar_items(
+            served, data.item_id, n=data.n, category=data.category, model=data.model
+        )
+        return _with_version(recs, recs.model_version)
+
+    @post(
+        "/recommendations/user", status_code=200, sync_to_thread=False, tags=["recommendations"], security=default,
+        summary="Recommendations for a user from any model (fold-in from item_ids for unknown users)",
+        responses={
+            **_ok(Recommendations, "recommended items; `model` and X-Model-Version name the model",
+                  {**_RECS, "kind": "user", "query": "AE3Q6KSUK5P75D5HFYHCRAOLODSA", "model": "ease",
+                   "strategy": "ease"}),
+            **_errors(400, 401, 404, 409, 413, 503),
+        },
+    )  # fmt: skip
+    def model_user(
+        data: Annotated[
+            ModelUserRequest,  # type: ignore[valid-type]
+            Body(examples=[Example(id="user_rp3beta", summary="a known user, RP3beta picks",
+                                   value={"user_id": "AE3Q6KSUK5P75D5HFYHCRAOLODSA", "n": 10,
+                                          "model": "rp3beta", "explain": True})]),
+        ],
+        body: RawBody,
+    ) -> Response[Recommendations]:  # fmt: skip
+        data = strict(body, ModelUserRequest)
+        recs = service.recommend_user(
+            served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
+            items=data.item_ids, category=data.category, explain=data.explain, model=data.model,
         )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
@@ -257,8 +307,8 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     def start_training(
         data: Annotated[
             TrainRequest,
-            Body(examples=[Example(id="mf", summary="retrain collaborative filtering",
-                                   value={"model_type": "mf", "force_retrain": False})]),
+            Body(examples=[Example(id="als", summary="retrain ALS (\"mf\" is accepted too)",
+                                   value={"model_type": "als", "force_retrain": False})]),
         ],
         body: RawBody,
     ) -> Job:  # fmt: skip
@@ -311,5 +361,5 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
             models=state.live_versions(), jobs=state.jobs.state_counts(), ready=state.ready
         )
 
-    return [similar, user, search, status, training_options, start_training, list_training, get_training, live,
+    return [similar, user, model_similar, model_user, search, status, training_options, start_training, list_training, get_training, live,
             ready, metrics]  # fmt: skip

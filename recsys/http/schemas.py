@@ -13,8 +13,15 @@ from typing import Annotated, Literal
 from msgspec import Meta, Struct
 
 from recsys.config import Settings
+from recsys.models.kinds import ACCEPTED_NAMES, RECOMMENDERS
 
-ModelType = Literal["mf", "ss"]
+# The vocabularies come from the model table: every kind (and alias) can be trained over HTTP,
+# every recommender asked for picks.
+ModelType = Literal[ACCEPTED_NAMES]  # type: ignore[valid-type]
+RecommenderModel = Annotated[
+    Literal[(*RECOMMENDERS, "mf", "auto")],  # type: ignore[valid-type]
+    Meta(description="the model to answer with; auto: recommend.model's choice"),
+]
 SearchMode = Literal["semantic", "keyword", "hybrid"]
 JobState = Literal["queued", "running", "succeeded", "failed"]
 
@@ -78,6 +85,8 @@ class RequestTypes:
     similar: type[Struct]
     user: type[Struct]
     search: type[Struct]
+    model_similar: type[Struct]  # /recommendations/similar: the similar request + `model`
+    model_user: type[Struct]  # /recommendations/user: the user request + `model`
 
 
 def request_types(settings: Settings) -> RequestTypes:
@@ -117,6 +126,16 @@ def request_types(settings: Settings) -> RequestTypes:
         mode: SearchMode | None = None
         category: Category | None = None
 
-    for cls in (SimilarRequest, UserRequest, SearchRequest):
+    class ModelSimilarRequest(SimilarRequest, forbid_unknown_fields=True):
+        model: RecommenderModel | None = None
+
+    class ModelUserRequest(UserRequest, forbid_unknown_fields=True):
+        model: RecommenderModel | None = None
+
+    classes = (SimilarRequest, UserRequest, SearchRequest, ModelSimilarRequest, ModelUserRequest)
+    for cls in classes:
         cls.__qualname__ = cls.__name__  # the OpenAPI component name, without "request_types."
-    return RequestTypes(similar=SimilarRequest, user=UserRequest, search=SearchRequest)
+    return RequestTypes(
+        similar=SimilarRequest, user=UserRequest, search=SearchRequest,
+        model_similar=ModelSimilarRequest, model_user=ModelUserRequest,
+    )  # fmt: skip

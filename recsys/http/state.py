@@ -24,6 +24,7 @@ from recsys.config import Settings
 from recsys.http.jobs import JobManager
 from recsys.http.metrics import Metrics
 from recsys.http.schemas import Health
+from recsys.models.kinds import KINDS as KIND_TABLE
 from recsys.models.registry import KINDS, Registry
 
 logger = logging.getLogger("recsys.http")
@@ -32,7 +33,8 @@ logger = logging.getLogger("recsys.http")
 def model_loaders(
     settings: Settings,
 ) -> dict[str, tuple[Callable[..., Any], Callable[[Any], Any]]]:
-    """kind -> (the loader for `loaded`, `prepare(model)`, run by every refresh round).
+    """kind -> (the loader for `loaded`, `prepare(model)`, run by every refresh round), for
+    every kind of the model table.
 
     The cache slot is shared with the service's calls, and the loader must return what the
     service's loader returns. A request can load a model itself, with the service's plain
@@ -40,27 +42,38 @@ def model_loaders(
     a client faster than the refresher at start-up): `prepare` then adds what the server's
     loader would have built. It is cheap once done."""
     from recsys.models.encoder import query_encoder
-    from recsys.models.mf import MFModel
-    from recsys.models.ss import SemanticIndex
 
-    depth = settings.server.max_n  # the similar-items table answers any n a client may ask for
+    depth = settings.server.max_n  # e.g. ALS's similar-items table answers any n a client asks
 
-    def load_mf(folder: Path, manifest: dict[str, Any]) -> MFModel:
-        # the serving indexes are built before the new version is swapped in
-        return MFModel.load_for_serving(folder, manifest, similar_k=depth)
+    def recommender(cls: Any) -> tuple[Callable[..., Any], Callable[[Any], Any]]:
+        def load(folder: Path, manifest: dict[str, Any]) -> Any:
+            # the serving indexes are built before the new version is swapped in
+            model = cls.load(folder, manifest)
+            model.prepare_for_serving(depth)
+            model.extras["prepared"] = True
+            return model
 
-    def prepare_mf(model: MFModel) -> None:
-        if model.similar_table is None and not model.extras.get("serving_indexes_failed"):
+        def prepare(model: Any) -> None:
+            if model.extras.get("prepared") or model.extras.get("prepare_failed"):
+                return
             try:
-                model.build_serving_indexes(depth)
+                model.prepare_for_serving(depth)
+                model.extras["prepared"] = True
             except Exception as exc:  # it answers all the same, by exact scan: warn once
-                model.extras["serving_indexes_failed"] = True
-                logger.warning("mf %s serves without its serving indexes: %s", model.version, exc)
+                model.extras["prepare_failed"] = True
+                logger.warning("%s %s serves without its serving indexes: %s",
+                               model.kind, model.version, exc)  # fmt: skip
 
-    def prepare_ss(_model: SemanticIndex) -> None:
+        return load, prepare
+
+    def prepare_ss(_model: Any) -> None:
         query_encoder()  # load the encoder's weights before the first search needs them
 
-    return {"mf": (load_mf, prepare_mf), "ss": (SemanticIndex, prepare_ss)}
+    loaders = {}
+    for kind in KIND_TABLE.values():
+        cls = kind.model_class()
+        loaders[kind.name] = recommender(cls) if kind.role == "recommender" else (cls, prepare_ss)
+    return loaders
 
 
 RELOAD_NICE = 10

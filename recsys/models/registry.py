@@ -8,6 +8,7 @@ sha256 of every artifact. Artifacts are npy/npz/faiss files, never pickles.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from recsys.errors import IntegrityError, InvalidInput, NotFound, NotTrained
+from recsys.models.kinds import ALIASES
+from recsys.models.kinds import KINDS as KIND_TABLE
 
-KINDS = ("mf", "ss")
+KINDS = tuple(KIND_TABLE)
 VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 MANIFEST = "manifest.json"
 CURRENT = "current"
@@ -52,9 +55,22 @@ def version_key(version: str) -> tuple[str, int]:
 
 
 def check_kind(kind: str) -> str:
+    """The canonical kind name (aliases such as "mf" accepted); InvalidInput (400) otherwise."""
+    kind = ALIASES.get(kind, kind)
     if kind not in KINDS:
         raise InvalidInput(f"unknown model kind {kind!r}; use one of {', '.join(KINDS)}")
     return kind
+
+
+def _adopt_legacy_folders(root: Path) -> None:
+    """Registries written before the model table kept ALS under `mf/`: move such a folder to
+    its kind's name once (an atomic rename; a concurrent process doing the same loses quietly).
+    Its versions then load as "written by an older recsys: retrain" rather than vanish."""
+    for alias, kind in ALIASES.items():
+        old, new = root / alias, root / kind
+        if old.is_dir() and not new.exists():
+            with contextlib.suppress(OSError):
+                os.rename(old, new)
 
 
 def check_version(version: str) -> str:
@@ -64,9 +80,15 @@ def check_version(version: str) -> str:
     return version
 
 
+_adopted: set[Path] = set()
+
+
 class Registry:
     def __init__(self, root: Path):
         self.root = root
+        if root not in _adopted:
+            _adopt_legacy_folders(root)
+            _adopted.add(root)
 
     def kind_dir(self, kind: str) -> Path:
         return self.root / check_kind(kind)
@@ -126,6 +148,7 @@ class Registry:
     # ---- writing -------------------------------------------------------------------------
     def publish(self, kind: str, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         """`build(folder)` writes the artifacts and returns manifest fields; returns the manifest."""
+        kind = check_kind(kind)
         folder = self.kind_dir(kind)
         folder.mkdir(parents=True, exist_ok=True)
         self.clean_leftovers(kind)

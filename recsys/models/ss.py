@@ -155,6 +155,7 @@ class SemanticIndex:
         if manifest["params"]["index"] == "hnsw":
             self.index.hnsw.efSearch = int(manifest["params"]["hnsw_ef_search"])
         self.item_ids = np.load(folder / "item_ids.npy", allow_pickle=False)
+        self._rows: dict[str, int] | None = None  # item id -> row, built on first neighbours()
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         k = min(k, self.index.ntotal)
@@ -166,3 +167,15 @@ class SemanticIndex:
             for r, s in zip(rows[0], scores[0], strict=True)
             if r >= 0
         ]
+
+    def neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
+        """The k products whose text embeds nearest to `item_id`'s (itself left out); [] for a
+        product the index does not hold. Serves the recommend.fallback chain."""
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = {str(i): r for r, i in enumerate(self.item_ids.tolist())}
+        row = rows.get(item_id)
+        if row is None:
+            return []
+        vector = self.index.reconstruct(int(row))
+        return [(i, s) for i, s in self.search(vector, k + 1) if i != item_id][:k]

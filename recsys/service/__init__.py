@@ -5,13 +5,16 @@ importing this package stays cheap.
 """
 
 from recsys.service.data import engine_for, ingest, status
-from recsys.service.mf import evaluate_mf, recommend_user, similar_items, train_mf
+from recsys.service.evaluation import evaluate_models
 from recsys.service.models import list_models, model_info, prune_models, rollback_model
+from recsys.service.recommend import recommend_user, similar_items
 from recsys.service.search import search, train_ss
+from recsys.service.train import train
+from recsys.service.tune import tune
 
 __all__ = [
     "engine_for",
-    "evaluate_mf",
+    "evaluate_models",
     "ingest",
     "list_models",
     "model_info",
@@ -21,6 +24,7 @@ __all__ = [
     "search",
     "similar_items",
     "status",
-    "train_mf",
+    "train",
     "train_ss",
+    "tune",
 ]

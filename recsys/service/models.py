@@ -21,7 +21,7 @@ from typing import Any
 
 from recsys.config import Settings
 from recsys.errors import RecsysError
-from recsys.models.registry import KINDS, Registry
+from recsys.models.registry import KINDS, Registry, check_kind
 from recsys.schemas import ModelInfo
 
 Loader = Callable[[Path, dict[str, Any]], Any]
@@ -127,6 +127,7 @@ def clear() -> None:
 # ---- the registry as the adapters see it (`recsys models ...`, GET /models, status) -------------
 def model_info(settings: Settings, kind: str, version: str | None = None) -> ModelInfo | None:
     """Summary of one version (default: the current one); None when nothing is published."""
+    kind = check_kind(kind)
     registry = Registry(settings.models_dir)
     current = registry.current(kind)
     version = version or current
@@ -170,6 +171,7 @@ def list_models(settings: Settings, kind: str | None = None) -> list[ModelInfo]:
 
 def rollback_model(settings: Settings, kind: str, version: str | None = None) -> ModelInfo:
     """Point `current` at `version` (default: the one before the current one)."""
+    kind = check_kind(kind)
     version = Registry(settings.models_dir).rollback(kind, version)
     forget(settings, kind)
     info = model_info(settings, kind, version)
@@ -179,6 +181,7 @@ def rollback_model(settings: Settings, kind: str, version: str | None = None) ->
 
 def prune_models(settings: Settings, kind: str, keep: int) -> list[str]:
     """Delete all but the newest `keep` versions (never the current one); returns the deleted."""
+    kind = check_kind(kind)
     registry = Registry(settings.models_dir)
     registry.clean_leftovers(kind)
     return registry.prune(kind, keep)

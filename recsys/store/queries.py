@@ -84,11 +84,12 @@ def result_line(
     score: float,
     product: dict[str, Any] | None,
     because: list[str] | None = None,
+    model: str | None = None,
 ) -> ScoredItem:
     """One result line from a `products_by_id` row; an item missing from the catalog keeps its
     id and score with empty fields."""
     row = product or _NO_PRODUCT
     return ScoredItem(
         item_id, round(score, 6), row["title"], row["image_url"], row["price"],
-        row["main_category"], because,
+        row["main_category"], because, model,
     )  # fmt: skip

@@ -1,0 +1,97 @@
+"""Category filters: which items of a model belong to a category.
+
+A product belongs to its main category and to every entry of its `categories` list (Amazon's
+category path, or the genres of a multi-valued column such as MovieLens's `Action|Comedy`).
+Matching is case-insensitive; an unknown name is a 400 that suggests close names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from recsys.config import Settings
+from recsys.errors import InvalidInput
+from recsys.models.interactions import lookup_many
+from recsys.service.data import engine_for
+from recsys.store.tables import product_catalog
+
+
+def _names(main: str | None, listed: Any) -> set[str]:
+    names = {main} if isinstance(main, str) and main.strip() else set()
+    stack = [listed] if isinstance(listed, list) else []
+    while stack:
+        for value in stack.pop():
+            if isinstance(value, list):
+                stack.append(value)
+            elif isinstance(value, str) and value.strip():
+                names.add(value.strip())
+    return names
+
+
+def item_categories(settings: Settings, item_ids: list[str]) -> dict[str, set[str]]:
+    """Lower-cased category names of each given item (one query)."""
+    if not item_ids:
+        return {}
+    p = product_catalog.c
+    with engine_for(settings).connect() as conn:
+        rows = conn.execute(
+            select(p.item_id, p.main_category, p.categories).where(p.item_id.in_(item_ids))
+        ).all()
+    return {item: {n.lower() for n in _names(main, listed)} for item, main, listed in rows}
+
+
+def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], dict[str, Any]]:
+    """(lower name -> display name, lower name -> model item indexes), read from the catalog
+    once per loaded model and cached on it."""
+    cached = model.extras.get("categories")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    p = product_catalog.c
+    with engine_for(settings).connect() as conn:
+        rows = conn.execute(select(p.item_id, p.main_category, p.categories)).all()
+    indexes = lookup_many(model.item_ids, [row[0] for row in rows])
+    display: dict[str, str] = {}
+    members: dict[str, list[int]] = {}
+    for idx, (_, main, listed) in zip(indexes, rows, strict=True):
+        if idx is None:
+            continue
+        for name in _names(main, listed):
+            low = name.lower()
+            display.setdefault(low, name)
+            members.setdefault(low, []).append(idx)
+    arrays = {low: np.array(sorted(set(m)), dtype=np.int64) for low, m in members.items()}
+    model.extras["categories"] = (display, arrays)  # one reference assignment: thread-safe
+    return display, arrays
+
+
+def category_mask(settings: Settings, model: Any, category: str | None) -> np.ndarray | None:
+    """Boolean mask over the model's items in `category` (case-insensitive, any of a product's
+    categories); None without a category. InvalidInput (400) for a name no rated item has."""
+    if not category:
+        return None
+    display, members = _model_categories(settings, model)
+    wanted = category.strip().lower()
+    if wanted not in members:
+        close = difflib.get_close_matches(category, list(display.values()), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise InvalidInput(f"no rated item has category {category!r}{hint}")
+    mask = np.zeros(model.n_items, dtype=bool)
+    mask[members[wanted]] = True
+    return mask
+
+
+def main_category_mask(settings: Settings, model: Any, item_id: str) -> np.ndarray | None:
+    """Mask of the items sharing `item_id`'s main category (None when it has none)."""
+    p = product_catalog.c
+    with engine_for(settings).connect() as conn:
+        main = conn.scalar(select(p.main_category).where(p.item_id == item_id))
+    if not isinstance(main, str) or not main.strip():
+        return None
+    _, members = _model_categories(settings, model)
+    mask = np.zeros(model.n_items, dtype=bool)
+    mask[members.get(main.strip().lower(), np.array([], dtype=np.int64))] = True
+    return mask
