@@ -23,10 +23,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def _s(default: Any, help: str) -> Any:
+def _s(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A setting: its default, one line of help and, for a vocabulary, the allowed values
+    (checked on load, and offered as choices by the CLI flags generated from it)."""
+    metadata = {"help": help, "choices": choices}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -63,7 +66,9 @@ class ALSSettings:
     iterations: int = _s(15, "ALS iterations")
     regularization: float = _s(0.05, "L2 regularisation of the ALS factors")
     alpha: float = _s(2.0, "confidence = 1 + alpha * rating (confidence 'linear')")
-    confidence: str = _s("linear", "how a rating becomes confidence: linear | binary")
+    confidence: str = _s(
+        "linear", "how a rating becomes confidence: linear | binary", ("linear", "binary")
+    )
     random_state: int = _s(42, "seed for the factor initialisation")
     min_user_ratings: int = _s(
         2,
@@ -84,7 +89,9 @@ class EASESettings:
 
 @dataclass
 class ItemKNNSettings:
-    weighting: str = _s("bm25", "how interactions are weighted before cosine: bm25 | cosine")
+    weighting: str = _s(
+        "bm25", "item similarity: bm25 (weighted dot product) | cosine", ("bm25", "cosine")
+    )
     neighbours: int = _s(100, "most similar items kept per item")
     bm25_k1: float = _s(1.2, "BM25 term saturation K1 (weighting bm25)")
     bm25_b: float = _s(0.75, "BM25 length normalisation B (weighting bm25)")
@@ -117,7 +124,9 @@ class EvaluateSettings:
         ["als", "ease", "itemknn", "rp3beta", "popularity"], "models `recsys evaluate` compares"
     )
     split: str = _s(
-        "time", "time: the latest ratings are the test set; random: per-user random hold-out"
+        "time",
+        "time: the latest ratings are the test set; random: per-user random hold-out",
+        ("time", "random"),
     )
     test_fraction: float = _s(0.2, "share of the ratings held out as the test set")
     seed: int = _s(42, "seed of the random split")
@@ -137,7 +146,7 @@ class TuneSettings:
 class SSSettings:
     fields: list[str] = _s(["title"], "product fields embedded for semantic search")
     batch_size: int = _s(128, "texts per encoder batch")
-    index: str = _s("auto", "FAISS index: auto | flat | hnsw")
+    index: str = _s("auto", "FAISS index: auto | flat | hnsw", ("auto", "flat", "hnsw"))
     hnsw_threshold: int = _s(50000, "auto picks HNSW at or above this many products")
     hnsw_m: int = _s(32, "HNSW graph degree")
     hnsw_ef_construction: int = _s(80, "HNSW build-time search depth")
@@ -146,7 +155,11 @@ class SSSettings:
 
 @dataclass
 class SearchSettings:
-    mode: str = _s("semantic", "default search mode: semantic | keyword | hybrid (README: why)")
+    mode: str = _s(
+        "semantic",
+        "default search mode: semantic | keyword | hybrid (README: why)",
+        ("semantic", "keyword", "hybrid"),
+    )
     max_query_chars: int = _s(512, "longer queries are rejected")
     rrf_k: int = _s(60, "reciprocal rank fusion constant")
 
@@ -161,7 +174,7 @@ class ServerSettings:
     api_key: str = _s("", "when set, clients send it in X-API-Key (always for /training)")
     protect_all: bool = _s(False, "require the API key on every route, not only /training")
     cors_origins: list[str] = _s([], "allowed CORS origins; empty disables CORS")
-    log_format: str = _s("text", "request log lines: text | json")
+    log_format: str = _s("text", "request log lines: text | json", ("text", "json"))
     reload_check_seconds: float = _s(1.0, "how often the server looks for a newly published model")
     shutdown_timeout_seconds: float = _s(
         30.0, "on SIGTERM, in-flight requests get this long to finish before connections close"
@@ -337,12 +350,19 @@ def _canonical_key(dotted: str) -> str:
 
 
 def _assign(settings: Settings, sources: dict[str, str], dotted: str, value: Any, origin: str):
+    written = dotted  # errors name the key as the user wrote it (e.g. an old mf.* name)
     dotted = _canonical_key(dotted)
     if dotted not in sources:
-        raise ConfigError(f"{origin}: unknown setting '{dotted}'")
+        raise ConfigError(f"{origin}: unknown setting '{written}'")
     section, key = dotted.split(".", 1)
     target = getattr(settings, section)
-    setattr(target, key, _coerce(dotted, value, getattr(target, key), origin))
+    value = _coerce(written, value, getattr(target, key), origin)
+    choices = next(f for f in setting_fields(section) if f.name == key).metadata["choices"]
+    if choices and value not in choices:
+        raise ConfigError(
+            f"{origin}: setting '{written}' must be one of {' | '.join(choices)}, got {value!r}"
+        )
+    setattr(target, key, value)
     sources[dotted] = origin
 
 

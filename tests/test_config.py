@@ -19,17 +19,18 @@ def test_repository_config_toml_lists_every_default():
 
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path):
+    # The ALS section's old name [mf] (and RECSYS_MF_*) keeps working in files and the env.
     cfg = tmp_path / "c.toml"
     cfg.write_text("[mf]\nfactors = 32\niterations = 7\n[ingest]\nbatch_size = 500\n")
     env = {"RECSYS_MF_FACTORS": "48", "RECSYS_HOME": str(tmp_path / "envhome")}
     s = load_settings(
-        config_file=str(cfg), overrides={"mf.factors": 99, "mf.alpha": None}, environ=env
+        config_file=str(cfg), overrides={"als.factors": 99, "als.alpha": None}, environ=env
     )
-    assert s.mf.factors == 99 and s.sources["mf.factors"] == "flag"
+    assert s.als.factors == 99 and s.sources["als.factors"] == "flag"
     s = load_settings(config_file=str(cfg), environ=env)
-    assert s.mf.factors == 48 and s.sources["mf.factors"] == "env RECSYS_MF_FACTORS"
-    assert s.mf.iterations == 7 and s.sources["mf.iterations"] == f"file {cfg}"
-    assert s.mf.alpha == 2.0 and s.sources["mf.alpha"] == "default"
+    assert s.als.factors == 48 and s.sources["als.factors"] == "env RECSYS_MF_FACTORS"
+    assert s.als.iterations == 7 and s.sources["als.iterations"] == f"file {cfg}"
+    assert s.als.alpha == 2.0 and s.sources["als.alpha"] == "default"
     assert s.home == tmp_path / "envhome" and s.db_url.endswith("envhome/recsys.db")
 
 
@@ -40,6 +41,7 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
         ("[nope]\nx = 1\n", "unknown section [nope]"),
         ("[mf]\nfactors = 'many'\n", "setting 'mf.factors' must be int"),
         ("[server]\nprotect_all = 1\n", "setting 'server.protect_all' must be bool"),
+        ("[als]\nconfidence = 'sideways'\n", "setting 'als.confidence' must be one of linear"),
         ("[mf\n", "not valid TOML"),
     ],
 )
@@ -69,4 +71,4 @@ def test_config_command_shows_values_and_sources(tmp_path, monkeypatch):
     )
     assert rows["store.url"]["source"] == "flag"
     assert rows["server.api_key"]["value"] == "***"  # never printed
-    assert rows["mf.factors"]["source"] == "default" and rows["mf.factors"]["help"]
+    assert rows["als.factors"]["source"] == "default" and rows["als.factors"]["help"]

@@ -49,7 +49,7 @@ def build_home(root: Path, *, mf: bool = True) -> Path:
     settings = make_settings(home)
     service.ingest(settings, [sample.meta_path, sample.reviews_path])
     if mf:
-        service.train_mf(settings)
+        service.train(settings, "als")
     return home
 
 
@@ -168,7 +168,7 @@ def test_not_trained_says_which_train_to_run(tmp_path):
         error = assert_error(
             c.post("/matrix_factor/similar", json={"item_id": "x"}), 409, "not_trained"
         )
-        assert "recsys train mf" in error["message"]
+        assert "recsys train als" in error["message"]
         error = assert_error(c.post("/search", json={"query": "soap", "mode": "semantic"}), 409)
         assert "recsys train ss" in error["message"]
 
@@ -319,7 +319,15 @@ def wait_ready(c: TestClient, timeout: float = 30) -> dict[str, Any]:
 def test_health(client):
     assert client.get("/health/live").json() == {"status": "ok", "checks": {}}
     checks = wait_ready(client)["checks"]
-    assert checks == {"store": "ok", "mf": "ok", "ss": "not trained"}
+    assert checks == {
+        "store": "ok",
+        "als": "ok",
+        "ease": "not trained",
+        "itemknn": "not trained",
+        "rp3beta": "not trained",
+        "popularity": "not trained",
+        "ss": "not trained",
+    }
 
 
 def test_ready_is_503_until_started(home):
@@ -363,7 +371,7 @@ def test_metrics_in_prometheus_text_format(client, home):
     assert f"recsys_http_request_duration_seconds_count{{{route}}} 4" in text
     assert f'recsys_http_request_duration_seconds_bucket{{{route},le="+Inf"}} 4' in text
     version = Registry(home / "models").current("mf")
-    assert f'recsys_model_info{{kind="mf",version="{version}"}} 1' in text
+    assert f'recsys_model_info{{kind="als",version="{version}"}} 1' in text
     assert "recsys_ready 1" in text
     assert re.search(r'recsys_training_jobs\{state="running"\} \d+', text)
 
@@ -374,7 +382,8 @@ def test_openapi_schema_is_complete_and_offline(client):
     expected = {
         ("/status", "get"), ("/training", "post"), ("/training", "get"),
         ("/training/{job_id}", "get"), ("/matrix_factor/similar", "post"),
-        ("/matrix_factor/user", "post"), ("/search", "post"), ("/health/live", "get"),
+        ("/matrix_factor/user", "post"), ("/recommendations/similar", "post"),
+        ("/recommendations/user", "post"), ("/search", "post"), ("/health/live", "get"),
         ("/health/ready", "get"), ("/metrics", "get"),
     }  # fmt: skip
     assert {(p, m) for p, ops in paths.items() for m in ops} == expected
@@ -430,7 +439,7 @@ def test_training_job_publishes_a_new_version(tmp_path):
         job = r.json()
         assert (
             job["state"] == "queued"
-            and job["kind"] == "mf"
+            and job["kind"] == "als"  # "mf" is an alias of als
             and re.fullmatch(r"[0-9a-f]{32}", job["id"])
         )
         done = wait_job(c, job["id"])
@@ -442,7 +451,7 @@ def test_training_job_publishes_a_new_version(tmp_path):
         threads = os.environ.get("OMP_NUM_THREADS") or max(1, len(os.sched_getaffinity(0)) // 2)
         log = (home / "jobs" / f"{job['id']}.log").read_text()
         nice = min(19, os.nice(0) + 10)  # relative to the server's own niceness
-        assert f"mf training job {job['id']}: {threads} threads, niceness {nice}" in log, log
+        assert f"als training job {job['id']}: {threads} threads, niceness {nice}" in log, log
         assert [j["id"] for j in c.get("/training").json()["jobs"]] == [job["id"]]
         # Nothing changed since: without force the job is skipped and names the current version.
         again = wait_job(c, c.post("/training", json={"model_type": "mf"}).json()["id"])
@@ -477,8 +486,9 @@ def test_second_training_of_a_kind_is_409(home):
     """The lock file is what every worker checks; holding it stands in for a running job."""
     jobs = home / "jobs"
     jobs.mkdir(exist_ok=True)
-    with open(jobs / "mf.lock", "w") as lock, client_for(home, lifespan=False) as c:
+    with open(jobs / "als.lock", "w") as lock, client_for(home, lifespan=False) as c:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # "mf" is the old name of als: the same lock, the same 409
         error = assert_error(c.post("/training", json={"model_type": "mf"}), 409, "conflict")
         assert "already running" in error["message"]
         fcntl.flock(lock, fcntl.LOCK_UN)
@@ -496,7 +506,7 @@ def test_serve_get_answers_one_request_in_process(home):
     result = cli("--home", home, "serve", "--get", "/status")
     assert json.loads(result.stdout)["store"]["ratings"] > 0
     ready = cli("--home", home, "serve", "--get", "/health/ready")
-    assert json.loads(ready.stdout)["checks"]["mf"] == "ok"
+    assert json.loads(ready.stdout)["checks"]["als"] == "ok"
     missing = cli("--home", home, "serve", "--get", "/nope", expect=1)
     assert json.loads(missing.stdout)["error"]["code"] == "not_found"
     metrics = cli("--home", home, "serve", "--get", "metrics")
@@ -528,10 +538,13 @@ def test_a_model_a_request_loaded_gets_its_serving_indexes_from_the_refresher(ho
     settings.server.reload_check_seconds = math.inf  # as the routes call the service
     item, _ = some_item_and_user(home)
     before = service.similar_items(settings, item, n=5)
-    model = service.mf.current_model(settings)
+    from recsys.models.kinds import KINDS
+    from recsys.service.recommend import current_model
+
+    model = current_model(settings, KINDS["als"])
     assert model.similar_table is None and model.scorer is None
     ServerState(settings).refresh_now()
-    assert loaded(settings, "mf", None).model is model  # not reloaded: prepared in place
+    assert loaded(settings, "als", None).model is model  # not reloaded: prepared in place
     assert model.similar_table is not None and model.scorer is not None
     after = service.similar_items(settings, item, n=5)
     assert [round(i.score, 4) for i in after.items] == [round(i.score, 4) for i in before.items]
@@ -541,7 +554,7 @@ def test_serving_indexes_that_fail_to_build_are_tried_once(home, monkeypatch, ca
     import math
 
     from recsys.http.state import ServerState
-    from recsys.models.mf import MFModel
+    from recsys.models.als import ALSModel
 
     settings = Settings()
     settings.paths.home = str(home)
@@ -554,10 +567,10 @@ def test_serving_indexes_that_fail_to_build_are_tried_once(home, monkeypatch, ca
         calls.append(1)
         raise RuntimeError("no memory for the table")
 
-    monkeypatch.setattr(MFModel, "build_serving_indexes", failing)
+    monkeypatch.setattr(ALSModel, "build_serving_indexes", failing)
     state = ServerState(settings)
     state.refresh_now()
     state.refresh_now()
-    assert len(calls) == 1 and state.checks["mf"] == "ok"  # it still answers, by exact scan
+    assert len(calls) == 1 and state.checks["als"] == "ok"  # it still answers, by exact scan
     assert sum("without its serving indexes" in r.message for r in caplog.records) == 1
     assert service.similar_items(settings, item, n=5).items

@@ -249,12 +249,12 @@ def test_shutdown_leaves_a_running_training_to_publish(home):
         assert httpx.get(f"{server.url}/training/{job['id']}").json()["state"] == "succeeded"
 
 
-# An unknown `category` is a 400 from the model service (with a did-you-mean hint): the schema
-# cannot list the catalog's categories, so for these operations 400 is a fine answer to
-# schema-valid data too.
+# The recommendation routes (the seed's /matrix_factor/* and the model-table's
+# /recommendations/*, which share their bodies) answer 400 to some schema-valid data: Litestar's
+# schema drops the length bounds of `item_ids`' items, so schemathesis sends "" as an id.
 SCHEMATHESIS_TOML = """
 [[operations]]
-include-path-regex = "^/matrix_factor/"
+include-path-regex = "^/(matrix_factor|recommendations)/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "409"]
 """
 
@@ -279,7 +279,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(home, tmp_path):
     jobs = home / "jobs"
     jobs.mkdir(exist_ok=True)
     with ExitStack() as stack:
-        for kind in ("mf", "ss"):
+        for kind in ("als", "ss"):
             lock = stack.enter_context(open(jobs / f"{kind}.lock", "w"))
             fcntl.flock(lock, fcntl.LOCK_EX)
         server = stack.enter_context(serve(home, RECSYS_API_KEY=KEY))

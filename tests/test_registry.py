@@ -83,7 +83,7 @@ def test_tampered_mf_model_is_refused_by_the_cli(tmp_path):
     cli("train", "mf", "--factors", "4", "-q")
     home = Path(os.environ["RECSYS_HOME"])
     version = cli("models", "list", "--json")[0]["version"]
-    path = home / "models" / "mf" / version / "item_factors.npy"
+    path = home / "models" / "als" / version / "item_factors.npy"
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -133,7 +133,7 @@ def test_rollback_prune_list_show_via_cli(registry, recsys_home):
     cli("models", "rollback", "mf", versions[0])
     assert registry.current("mf") == versions[0]
     assert "does not exist" in cli("models", "rollback", "mf", "20000101T000000Z", expect=1).output
-    assert "no mf version older" in cli("models", "rollback", "mf", expect=1).output
+    assert "no als version older" in cli("models", "rollback", "mf", expect=1).output
 
     removed = cli("models", "prune", "mf", "--keep", "2", "--json")["removed"]
     assert removed == [versions[1]]  # the current (oldest) version is always kept
@@ -215,3 +215,23 @@ def test_kill_9_during_training_leaves_the_model_loadable(tmp_path):
         models.clear()
         assert cli("recommend", "item", "i00", "--json")["model_version"] == current
     assert current == live or current > live
+
+
+def test_a_registry_from_before_the_model_table_is_adopted(tmp_path):
+    """ALS used to live under models/mf/ with a different artifact layout: the folder moves to
+    models/als/ once, and its old versions say "retrain" instead of vanishing or crashing."""
+    from test_mf import ingest_taste_groups
+
+    ingest_taste_groups(tmp_path / "data")
+    home = Path(os.environ["RECSYS_HOME"])
+    old = Registry(home / "models")
+    old.publish("als", build_with(b"old layout"))  # an artifact the new loader cannot read
+    (home / "models" / "als").rename(home / "models" / "mf")
+    import recsys.models.registry as registry_module
+
+    registry_module._adopted.clear()
+    result = cli("recommend", "item", "i00", expect=1)
+    assert (home / "models" / "als").is_dir() and not (home / "models" / "mf").exists()
+    assert "older recsys" in result.output and "retrain" in result.output
+    assert not cli("train", "mf", "--factors", "4", "--json")["skipped"]  # not "up to date"
+    assert cli("recommend", "item", "i00", "--json")["items"]

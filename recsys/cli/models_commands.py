@@ -63,7 +63,7 @@ def models_show_command(
     for key, value in {**info.params, **info.counts}.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     for model, metrics in (info.metrics.get("models") or {}).items():
-        text = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        text = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         table.add_row(f"{model} @{info.metrics.get('k')}", text)
     out.print(table)
 

@@ -2,6 +2,7 @@
 model table (recsys.models.kinds), its flags generated from its settings section."""
 
 import inspect
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 from recsys.cli.app import JsonOpt, app, command, err, out, print_json, settings
 from recsys.cli.groups import recommend_app, train_app
 from recsys.cli.progress import progress_bar
+from recsys.evaluate import SPLITS
 from recsys.models.kinds import ALIASES, KINDS, RECOMMENDERS, ModelKind
 
 # Flags whose name differs from their setting (kept from the single-model CLI).
@@ -21,6 +23,7 @@ ModelOpt = Annotated[
         help=f"Model: {', '.join(RECOMMENDERS)} or auto [recommend.model].",
     ),
 ]  # fmt: skip
+Split = Enum("Split", {c: c for c in SPLITS}, type=str)  # type: ignore[misc]
 NOpt = Annotated[int, typer.Option("-n", min=1, help="Number of results.")]
 CategoryOpt = Annotated[
     str | None,
@@ -44,7 +47,11 @@ def _param_options(kind: ModelKind) -> list[inspect.Parameter]:
     params = []
     for f in setting_fields(kind.section):
         flag = FLAG_NAMES.get((kind.name, f.name), "--" + f.name.replace("_", "-"))
-        kind_type = type(f.default)
+        kind_type: Any = type(f.default)
+        if f.metadata["choices"]:  # a vocabulary: typer shows and checks the choices (exit 2)
+            kind_type = Enum(
+                f"{kind.name}_{f.name}", {c: c for c in f.metadata["choices"]}, type=str
+            )
         annotation = Annotated[
             kind_type | None,  # type: ignore[operator]
             typer.Option(flag, help=f"{f.metadata['help']} [{kind.section}.{f.name}]."),
@@ -84,7 +91,10 @@ def _register_train(kind: ModelKind, name: str, hidden: bool = False) -> None:
         force, evaluate, quiet, as_json = (
             kw.pop(k) for k in ("force", "evaluate", "quiet", "as_json")
         )
-        flags = {f"{kind.section}.{key}": value for key, value in kw.items()}
+        flags = {
+            f"{kind.section}.{key}": value.value if isinstance(value, Enum) else value
+            for key, value in kw.items()
+        }
         with progress_bar(not quiet and err.is_terminal, f"{kind.name} fit") as on_progress:
             result = service.train(
                 settings(**flags),
@@ -241,7 +251,7 @@ def evaluate_command(
     ] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="Cut-off [evaluate.k].")] = None,
     split: Annotated[
-        str | None,
+        Split | None,
         typer.Option("--split", help="time (latest ratings are the test set) or random (per user) [evaluate.split]."),
     ] = None,
     test_fraction: Annotated[
@@ -258,8 +268,8 @@ def evaluate_command(
     from recsys import service
 
     report = service.evaluate_models(
-        _settings_with(_overrides(overrides)), _model_list(models, models_opt), k=k, split=split,
-        test_fraction=test_fraction, seed=seed,
+        _settings_with(_overrides(overrides)), _model_list(models, models_opt), k=k,
+        split=split.value if split else None, test_fraction=test_fraction, seed=seed,
     )  # fmt: skip
     if as_json:
         print_json(report)
@@ -268,28 +278,34 @@ def evaluate_command(
 
 
 def _render_evaluation(report) -> None:  # type: ignore[no-untyped-def]
+    """Two narrow tables (they fit an 80-column terminal): accuracy, then beyond accuracy."""
     k = report.k
-    table = Table(title=f"evaluate - {report.split_description}, k={k}", title_justify="left")
-    columns = [("precision", f"P@{k}"), ("recall", f"R@{k}"), ("ndcg", f"NDCG@{k}"),
-               ("map", f"MAP@{k}"), ("coverage", "coverage"), ("novelty", "novelty"),
-               ("gini", "gini"), ("diversity", "diversity"), ("p_value", "p vs best"),
-               ("fit_seconds", "fit s")]  # fmt: skip
-    table.add_column("model")
-    for _, label in columns:
-        table.add_column(label, justify="right")
-    for name, metrics in report.models.items():
-        cells = []
-        for field, _ in columns:
-            value = getattr(metrics, field)
-            cells.append(
-                "-"
-                if value is None
-                else f"{value:.4f}"
-                if field != "fit_seconds"
-                else f"{value:.1f}"
-            )
-        table.add_row(name + (" *" if name == report.best else ""), *cells)
-    out.print(table)
+    out.print(f"evaluate - {report.split_description}, k={k}", highlight=False)
+    groups = (
+        [("precision", f"P@{k}"), ("recall", f"R@{k}"), ("ndcg", f"NDCG@{k}"),
+         ("map", f"MAP@{k}"), ("p_value", "p vs best")],
+        [("coverage", "coverage"), ("novelty", "novelty"), ("gini", "gini"),
+         ("diversity", "diversity"), ("fit_seconds", "fit s")],
+    )  # fmt: skip
+    for columns in groups:
+        table = Table()
+        table.add_column("model")
+        for _, label in columns:
+            table.add_column(label, justify="right")
+        for name, metrics in report.models.items():
+            cells = []
+            for field, _ in columns:
+                value = getattr(metrics, field)
+                text = (
+                    "-"
+                    if value is None
+                    else f"{value:.1f}"
+                    if field == "fit_seconds"
+                    else f"{value:.4f}"
+                )
+                cells.append(text)
+            table.add_row(name + (" *" if name == report.best else ""), *cells)
+        out.print(table)
     out.print(
         f"train {report.train_interactions:,} / test {report.test_interactions:,} ratings; "
         f"{report.evaluated_users:,} of {report.test_users:,} test users evaluated; "

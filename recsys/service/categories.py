@@ -14,7 +14,6 @@ import numpy as np
 from sqlalchemy import select
 
 from recsys.config import Settings
-from recsys.errors import InvalidInput
 from recsys.models.interactions import lookup_many
 from recsys.service.data import engine_for
 from recsys.store.tables import product_catalog
@@ -68,20 +67,24 @@ def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], d
     return display, arrays
 
 
-def category_mask(settings: Settings, model: Any, category: str | None) -> np.ndarray | None:
-    """Boolean mask over the model's items in `category` (case-insensitive, any of a product's
-    categories); None without a category. InvalidInput (400) for a name no rated item has."""
+def category_mask(
+    settings: Settings, model: Any, category: str | None
+) -> tuple[np.ndarray | None, str | None]:
+    """(boolean mask over the model's items in `category`, case-insensitive, any of a
+    product's categories; None without a category) and, for a name no rated item has, a note
+    that suggests close names. An unknown category is a valid question with an empty answer
+    (200 with the note, as /search answers it), not an invalid request."""
     if not category:
-        return None
+        return None, None
     display, members = _model_categories(settings, model)
     wanted = category.strip().lower()
+    mask = np.zeros(model.n_items, dtype=bool)
     if wanted not in members:
         close = difflib.get_close_matches(category, list(display.values()), n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise InvalidInput(f"no rated item has category {category!r}{hint}")
-    mask = np.zeros(model.n_items, dtype=bool)
+        return mask, f"no rated item has category {category!r}{hint}"
     mask[members[wanted]] = True
-    return mask
+    return mask, None
 
 
 def main_category_mask(settings: Settings, model: Any, item_id: str) -> np.ndarray | None:

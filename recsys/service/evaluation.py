@@ -122,7 +122,7 @@ def evaluate_models(
 
     InvalidInput (400) for an unknown model, split or k; Conflict (409) for too little data."""
     cfg = settings.evaluate
-    names = _model_names(models or cfg.models)
+    names = _model_names([*(models or cfg.models), "popularity"])  # always the baseline
     k = cfg.k if k is None else k
     if k < 1:
         raise InvalidInput(f"k must be at least 1, got {k}")

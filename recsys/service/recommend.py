@@ -80,10 +80,16 @@ def similar_items(
     check_n(n)
     kind = choose_model(settings, model)
     rec = current_model(settings, kind)
-    allowed = category_mask(settings, rec, category)
+    allowed, unknown_category = category_mask(settings, rec, category)
     item = rec.item_index(item_id)
     lines: list[tuple[str, float, str]] = []  # (item id, score, model)
     notes: list[str] = []
+    if unknown_category:
+        _why_unknown(settings, rec, kind, item_id, item)  # an unknown item is still a 404
+        return Recommendations(
+            kind="similar", query=item_id, strategy="none", model_version=rec.version, items=[],
+            message=unknown_category, model=kind.name,
+        )  # fmt: skip
     if item is not None and rec.known[item]:
         picks, scores = rec.similar(item, n, allowed)
         ids = rec.item_id_list(picks)
@@ -197,7 +203,7 @@ def _other_model_similar(
     item = other.item_index(item_id)
     if item is None or not other.known[item]:
         return []
-    picks, scores = other.similar(item, k, category_mask(settings, other, category))
+    picks, scores = other.similar(item, k, category_mask(settings, other, category)[0])
     return list(zip(other.item_id_list(picks), scores.tolist(), strict=True))
 
 
@@ -223,7 +229,12 @@ def recommend_user(
     check_n(n)
     kind = choose_model(settings, model)
     rec = current_model(settings, kind)
-    allowed = category_mask(settings, rec, category)
+    allowed, unknown_category = category_mask(settings, rec, category)
+    if unknown_category:
+        return Recommendations(
+            kind="user", query=user_id, strategy="none", model_version=rec.version, items=[],
+            message=unknown_category, model=kind.name,
+        )  # fmt: skip
     user = rec.user_index(user_id)
     notes: list[str] = []
     seen_items, seen_ratings = rec.seen(user) if user is not None else (EMPTY_I, EMPTY_F)

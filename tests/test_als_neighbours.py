@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from recsys.config import load_settings
-from recsys.models.mf import ARRAYS, MFModel
+from recsys.models.als import ALSModel
+from recsys.models.base import SHARED_ARRAYS
 from recsys.models.registry import Registry
 
 from helpers import cli
@@ -15,22 +16,23 @@ from test_mf import SMALL_MODEL, ingest_taste_groups
 
 
 @pytest.fixture
-def models(tmp_path, monkeypatch) -> tuple[MFModel, MFModel]:
+def models(tmp_path, monkeypatch) -> tuple[ALSModel, ALSModel]:
     """The taste-group model loaded twice: as the CLI does (exact scan) and as the server does."""
     for name, value in SMALL_MODEL.items():
         monkeypatch.setenv(name, value)
     ingest_taste_groups(tmp_path / "data")
-    cli("train", "mf", "-q")
-    folder, manifest = Registry(load_settings().models_dir).open("mf")
-    exact = MFModel.load(folder, manifest)
-    served = MFModel.load_for_serving(folder, manifest)
+    cli("train", "mf", "-q")  # the old name of `train als` still works
+    folder, manifest = Registry(load_settings().models_dir).open("als")
+    exact = ALSModel.load(folder, manifest)
+    served = ALSModel.load(folder, manifest)
+    served.prepare_for_serving(100)
     return exact, served
 
 
 def test_similar_items_table_is_the_exact_scan(models):
     exact, served = models
     assert exact.similar_table is None and served.similar_table is not None
-    trained = np.flatnonzero(exact.trained)
+    trained = np.flatnonzero(exact.known)
     overlap = []
     for item in trained:
         for n in (1, 10, 100):
@@ -41,10 +43,11 @@ def test_similar_items_table_is_the_exact_scan(models):
             overlap.append(len(set(want) & set(got)) / len(want))
     assert np.mean(overlap) >= 0.99  # only items tied at the cut may differ
     # untrained items have an empty row (the service answers them before asking the model)
-    for item in np.flatnonzero(~exact.trained)[:5]:
+    for item in np.flatnonzero(~exact.known)[:5]:
         assert len(served.similar(int(item), 10)[0]) == 0
     # deeper than the table (n > similar_k) and a category filter still scan exactly
-    shallow = MFModel({name: getattr(exact, name) for name in ARRAYS}, exact.manifest)
+    arrays = {name: getattr(exact, name) for name in (*SHARED_ARRAYS, *ALSModel.model_arrays)}
+    shallow = ALSModel(arrays, exact.manifest)
     shallow.build_serving_indexes(similar_k=3)
     assert shallow.similar_table[0].shape[1] == 3
     assert list(shallow.similar(int(trained[0]), 10)[0]) == list(
@@ -62,12 +65,11 @@ def test_inner_product_graph_agrees_with_exact_user_scoring(models):
     assert served.scorer is not None
     overlap = []
     for user in range(len(exact.user_ids)):
-        items, conf = exact.seen(user)
+        items, ratings = exact.seen(user)
         if not len(items):
             continue
-        vector, _ = exact.solve_user(items, conf)
-        want, _ = exact.recommend(vector, 10, items)
-        got, got_scores = served.recommend(vector, 10, items)
+        want, _ = exact.recommend(items, ratings, 10, items)
+        got, got_scores = served.recommend(items, ratings, 10, items)
         assert not set(got) & set(items) and len(got) == len(want)  # seen items stay out
         assert np.all(np.diff(got_scores) <= 1e-6)
         overlap.append(len(set(want) & set(got)) / len(want))
