@@ -296,20 +296,13 @@ class ALSModel(Recommender):
             return None  # the graph came back short: scan exactly instead
         return picks[:n], scores[:n]
 
-    def explain(
-        self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray, top: int = 3
-    ) -> list[np.ndarray]:
+    def contributions(
+        self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray
+    ) -> np.ndarray:
         """score(r) = y_r^T A^-1 Y_u^T c_u = sum_j c_j (y_r^T A^-1 y_j): an exact decomposition
         of the score over the user's items (the same one implicit's `explain` uses)."""
-        if not len(items) or not len(picks):
-            return [EMPTY_I for _ in picks]
         conf = self.weights(ratings)
         _, a = self.solve_user(items, conf)
         y_u = self.item_factors[items].astype(np.float64)
         weights = np.linalg.solve(a, y_u.T) * conf  # factors x user items
-        contrib = self.item_factors[picks].astype(np.float64) @ weights  # picks x user items
-        result = []
-        for row in contrib:
-            best = np.argsort(-row, kind="stable")[:top]
-            result.append(items[best[row[best] > 0]])
-        return result
+        return self.item_factors[picks].astype(np.float64) @ weights  # picks x user items

@@ -174,12 +174,27 @@ class Recommender(ABC):
         """float32 score of every item for a user with these items (int indexes) and raw
         ratings; -inf for items the model cannot score."""
 
+    explains: ClassVar[bool] = True  # scores decompose over the user's items
+
     @abstractmethod
+    def contributions(
+        self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray
+    ) -> np.ndarray:
+        """(picks x user items) float64: how much each of the user's items adds to each pick's
+        score; every row sums to the pick's `user_scores` value (an exact decomposition)."""
+
     def explain(
         self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray, top: int = 3
     ) -> list[np.ndarray]:
         """For each pick, up to `top` of the user's items that contributed most to its score
         (positive contributions only), most first."""
+        if not len(items) or not len(picks) or not self.explains:
+            return [EMPTY_I for _ in picks]
+        result = []
+        for row in self.contributions(items, ratings, picks):
+            best = np.argsort(-row, kind="stable")[:top]
+            result.append(items[best[row[best] > 0]])
+        return result
 
     def recommend(
         self,
@@ -248,17 +263,11 @@ class ItemItemRecommender(Recommender):
         scores[~self.known] = -np.inf
         return scores
 
-    def explain(
-        self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray, top: int = 3
-    ) -> list[np.ndarray]:
-        if not len(items) or not len(picks):
-            return [EMPTY_I for _ in picks]
-        contrib = self._rows(items)[:, picks].T * self.weights(ratings)  # picks x user items
-        result = []
-        for row in contrib:
-            best = np.argsort(-row, kind="stable")[:top]
-            result.append(items[best[row[best] > 0]])
-        return result
+    def contributions(
+        self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray
+    ) -> np.ndarray:
+        rows = self._rows(items)[:, picks].T.astype(np.float64)  # picks x user items
+        return rows * self.weights(ratings)
 
 
 class SparseItemItem(ItemItemRecommender):

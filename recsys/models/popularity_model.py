@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recsys.models.base import EMPTY_I, ProgressFn, Recommender, top_n
+from recsys.models.base import ProgressFn, Recommender, top_n
 from recsys.models.popularity import popularity_scores
 
 
@@ -60,7 +60,9 @@ class PopularityModel(Recommender):
         scores[~allowed] = -np.inf
         return top_n(scores, n)
 
-    def explain(
-        self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray, top: int = 3
-    ) -> list[np.ndarray]:
-        return [EMPTY_I for _ in picks]  # a bestseller is picked for no item of the user's
+    explains: ClassVar[bool] = False  # a bestseller is picked for no item of the user's
+
+    def contributions(
+        self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray
+    ) -> np.ndarray:
+        return np.zeros((len(picks), len(items)))
