@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   virtualenv + install + sample data -> ingest -> train -> recommend/search (SQLite, ./demo-home)
+#   make demo   virtualenv + install + sample data -> ingest -> train every model -> recommend/search
+#               -> evaluate them side by side (SQLite, ./demo-home)
 #   make test   virtualenv + install with test extras + the fast test suite (SQLite and PostgreSQL)
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,17 +25,17 @@ install: $(VENV)/.installed
 demo: install
 	$(RECSYS) sample $(HOME_DIR)/data --users 3000 --items 600 --ratings 30000 --gzip
 	$(RECSYS) ingest $(HOME_DIR)/data/meta.jsonl.gz $(HOME_DIR)/data/reviews.jsonl.gz
-	$(RECSYS) train mf
-	$(RECSYS) train ss
+	for model in als ease itemknn rp3beta popularity ss; do $(RECSYS) train $$model || exit 1; done
 	$(RECSYS) status
 	@USER_ID=$$(gzip -dc $(HOME_DIR)/data/reviews.jsonl.gz | head -1 | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["user_id"])'); \
 	  echo "+ recsys recommend user $$USER_ID --explain"; $(RECSYS) recommend user $$USER_ID -n 5 --explain; \
 	  ITEM=$$($(RECSYS) recommend user $$USER_ID -n 1 --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["item_id"])'); \
-	  echo "+ recsys recommend item $$ITEM"; $(RECSYS) recommend item $$ITEM -n 5
+	  echo "+ recsys recommend item $$ITEM"; $(RECSYS) recommend item $$ITEM -n 5; \
+	  echo "+ recsys recommend item $$ITEM --model ease"; $(RECSYS) recommend item $$ITEM -n 5 --model ease
 	$(RECSYS) recommend user a-new-visitor -n 5
 	$(RECSYS) search "wireless earbuds for running" -k 5
 	$(RECSYS) search "yoga mat" --mode hybrid -k 5
-	$(RECSYS) evaluate mf
+	$(RECSYS) evaluate
 	$(RECSYS) serve --get /status
 	@echo "Serve it over HTTP: $(RECSYS) serve   (then: curl localhost:8000/status)"
 

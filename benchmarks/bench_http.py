@@ -13,7 +13,7 @@ embedding 94K titles). Load comes from a separate process: wrk when installed (D
 
 Measured in the same run: a bare Litestar endpoint returning a fixed 10-item JSON body (the
 floor of what any Litestar handler on this machine can do), then similar/user/search at each
-client count, then the same load while a forced `mf` training job runs and publishes.
+client count, then the same load while a forced `als` training job runs and publishes.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def prepare(home: Path, data: Path) -> None:
             run(["sample", str(data), *opts, "--gzip"])
         print("ingesting ...", flush=True)
         run(["--home", str(home), "ingest", str(meta), str(reviews), "-q"])
-    for kind in ("mf", "ss"):
+    for kind in ("als", "ss"):
         if not (home / "models" / kind / "current").exists():
             print(f"training {kind} ...", flush=True)
             started = time.perf_counter()
@@ -348,11 +348,11 @@ def main() -> None:
 def during_training(
     kind: str, server: Server, bodies: dict, d: float, idle: dict[tuple[str, int], Result]
 ) -> None:
-    before = httpx.get(server.url + "/status").json()["models"]["mf"]["version"]
-    job = httpx.post(server.url + "/training", json={"model_type": "mf", "force_retrain": True})
+    before = httpx.get(server.url + "/status").json()["models"]["als"]["version"]
+    job = httpx.post(server.url + "/training", json={"model_type": "als", "force_retrain": True})
     job.raise_for_status()
     job_id = job.json()["id"]
-    print(f"\nthe same load while training job {job_id} (mf, forced) runs and publishes:")
+    print(f"\nthe same load while training job {job_id} (als, forced) runs and publishes:")
     print(HEADER + "  job")
     rounds = [("/matrix_factor/similar", 16), ("/matrix_factor/user", 16), ("/search", 8)]
     state, i, failed = "queued", 0, 0

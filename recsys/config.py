@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.errors import ConfigError
+from recsys.models.kinds import ALIASES, KINDS, RECOMMENDERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -110,18 +111,22 @@ class RecommendSettings:
         "auto",
         "model answering recommend and /recommendations: a kind, or auto (the model that "
         "validated best in `recsys tune`; als when nothing was tuned)",
+        ("auto", *RECOMMENDERS, *ALIASES),
     )
     fallback: list[str] = _s(
         ["ss", "popularity"],
         "tried in order when the model has nothing for an item: ss (semantic neighbours of the "
-        "product text), popularity (bestsellers of the item's category)",
+        "product text), popularity (bestsellers of the item's category), or another model",
+        (*KINDS, *ALIASES),
     )
 
 
 @dataclass
 class EvaluateSettings:
     models: list[str] = _s(
-        ["als", "ease", "itemknn", "rp3beta", "popularity"], "models `recsys evaluate` compares"
+        ["als", "ease", "itemknn", "rp3beta", "popularity"],
+        "models `recsys evaluate` and `recsys tune` compare",
+        (*RECOMMENDERS, *ALIASES),
     )
     split: str = _s(
         "time",
@@ -358,9 +363,11 @@ def _assign(settings: Settings, sources: dict[str, str], dotted: str, value: Any
     target = getattr(settings, section)
     value = _coerce(written, value, getattr(target, key), origin)
     choices = next(f for f in setting_fields(section) if f.name == key).metadata["choices"]
-    if choices and value not in choices:
+    values = value if isinstance(value, list) else [value]
+    wrong = [v for v in values if v not in choices] if choices else []
+    if wrong:
         raise ConfigError(
-            f"{origin}: setting '{written}' must be one of {' | '.join(choices)}, got {value!r}"
+            f"{origin}: setting '{written}' must be one of {' | '.join(choices)}, got {wrong[0]!r}"
         )
     setattr(target, key, value)
     sources[dotted] = origin

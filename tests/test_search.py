@@ -150,3 +150,36 @@ def test_keyword_ranking_equals_ranking_every_match(trained_home):
                 ).all()
             got = keyword_search(engine, query, 20, category)
             assert want and got == [(item, float(score)) for item, score in want], query
+
+
+def test_fallback_chain_answers_unrated_items_with_semantic_neighbours(trained_home, tmp_path):
+    """An item collaborative filtering knows nothing about (in the catalog, never rated) is
+    answered by the next link of recommend.fallback: the products whose text embeds nearest."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    ratings = tmp_path / "ratings.csv"
+    catalog = [r[0] for r in cli_rows(home, "select item_id from product_catalog limit 4")]
+    ratings.write_text(
+        "user,item,rating,timestamp\n"
+        + "".join(f"u{u},{item},5,1700000000\n" for u in (1, 2) for item in catalog)
+    )
+    cli("--home", home, "ingest", ratings, "-q")
+    cli("--home", home, "train", "popularity", "-q")
+    result = cli("--home", home, "recommend", "item", PRE_WORKOUT, "-n", "5", "--model",
+                 "popularity", "--json")  # fmt: skip
+    assert "nobody has rated it" in result["message"]
+    assert [r["model"] for r in result["items"]] == ["ss"] * 5 and result["strategy"] == "ss"
+    ids = [r["item_id"] for r in result["items"]]
+    title = cli_rows(home, f"select title from product_catalog where item_id = '{PRE_WORKOUT}'")
+    nearest = [
+        i for i in hits(home, title[0][0], "--mode", "semantic", "-k", "6") if i != PRE_WORKOUT
+    ]
+    assert PRE_WORKOUT not in ids and len(set(ids) & set(nearest[:5])) >= 4
+
+
+def cli_rows(home: Path, query: str) -> list[tuple]:
+    from helpers import rows
+
+    return rows(f"sqlite:///{home / 'recsys.db'}", query)

@@ -179,7 +179,7 @@ def evaluate_interactions(
         )
         metrics[name] = RankingMetrics(
             **{m: (round(v, 6) if v is not None else None) for m, v in values.items()},  # type: ignore[arg-type]
-            p_value=None if p_value is None else round(p_value, 6),
+            p_value=p_value,  # unrounded: tiny p-values are the point
             fit_seconds=round(seconds[name], 3),
         )
     return EvaluationReport(
