@@ -91,7 +91,10 @@ class EASESettings:
 @dataclass
 class ItemKNNSettings:
     weighting: str = _s(
-        "bm25", "item similarity: bm25 (weighted dot product) | cosine", ("bm25", "cosine")
+        "cosine",
+        "item similarity: cosine, or bm25 (implicit's BM25-weighted dot product); cosine "
+        "measured better untuned (MovieLens NDCG@10 0.278 against 0.197)",
+        ("bm25", "cosine"),
     )
     neighbours: int = _s(100, "most similar items kept per item")
     bm25_k1: float = _s(1.2, "BM25 term saturation K1 (weighting bm25)")

@@ -574,3 +574,42 @@ def test_serving_indexes_that_fail_to_build_are_tried_once(home, monkeypatch, ca
     assert len(calls) == 1 and state.checks["als"] == "ok"  # it still answers, by exact scan
     assert sum("without its serving indexes" in r.message for r in caplog.records) == 1
     assert service.similar_items(settings, item, n=5).items
+
+
+def test_recommendations_routes_answer_with_any_trained_model(tmp_path):
+    """/recommendations/* take a `model`; each answer names it, and the seed's /matrix_factor/*
+    keeps answering with ALS whatever recommend.model says."""
+    home = build_home(tmp_path)
+    settings = make_settings(home)
+    service.train(settings, "ease")
+    service.train(settings, "rp3beta")
+    item, user = some_item_and_user(home)
+    with client_for(home) as c:
+        for model in ("ease", "rp3beta", "als", "mf"):
+            r = c.post("/recommendations/similar", json={"item_id": item, "n": 5, "model": model})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            want = "als" if model == "mf" else model
+            assert body["model"] == want and r.headers["X-Model-Version"] == body["model_version"]
+            assert body["model_version"] == Registry(home / "models").current(want)
+            r = c.post("/recommendations/user", json={"user_id": user, "n": 5, "model": model,
+                                                      "explain": True})  # fmt: skip
+            assert r.status_code == 200 and r.json()["model"] == want and r.json()["items"]
+        assert c.post("/recommendations/user", json={"user_id": user}).json()["model"] == "als"
+        assert_error(
+            c.post("/recommendations/similar", json={"item_id": item, "model": "slope-one"}),
+            400, "invalid_input",
+        )  # fmt: skip
+        not_trained = c.post("/recommendations/similar", json={"item_id": item, "model": "itemknn"})
+        assert_error(not_trained, 409, "not_trained")
+        assert "recsys train itemknn" in not_trained.json()["error"]["message"]
+        r = c.post("/training", json={"model_type": "rp3beta", "force_retrain": True})
+        assert r.status_code == 202 and r.json()["kind"] == "rp3beta"
+        done = wait_job(c, r.json()["id"])
+        assert done["state"] == "succeeded", done
+        assert done["version"] == Registry(home / "models").current("rp3beta")
+    settings.recommend.model = "ease"  # the configured model serves /recommendations
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.post("/recommendations/user", json={"user_id": user}).json()["model"] == "ease"
+        assert c.post("/matrix_factor/user", json={"user_id": user}).json()["model"] == "als"
