@@ -272,3 +272,25 @@ def test_too_little_data_is_a_clear_error(name, recsys_home, tmp_path):
     cli("ingest", tiny, "-q")
     result = cli("train", name, expect=1)
     assert "too little data" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_ease_is_bounded_by_max_items_and_by_the_memory_available(monkeypatch):
+    """EASE's matrix is items^2: it keeps the most popular `max_items` items, and a fit that
+    would not fit in the memory this machine has left is refused before it starts."""
+    from recsys.errors import Conflict
+    from recsys.models import ease
+
+    matrix = taste_matrix()
+    ids = np.array([f"x{i}".encode() for i in range(matrix.shape[0])])
+    items = np.array([f"i{i:02d}".encode() for i in range(matrix.shape[1])])
+    model, counts = ease.EASEModel.from_fit(
+        matrix, {"regularization": 50.0, "max_items": 20}, ids, items
+    )
+    popular = np.argsort(-np.diff(matrix.tocsc().indptr), kind="stable")[:20]
+    assert counts == {"ease_items": 20, "rated_items": 61}
+    assert set(np.flatnonzero(model.known).tolist()) == set(popular.tolist())
+    assert len(model.similar(int(np.flatnonzero(~model.known)[0]), 5)[0]) == 0  # outside: none
+    need = ease.fit_bytes(61)
+    monkeypatch.setattr(ease, "available_memory_bytes", lambda: need)  # a nearly full machine
+    with pytest.raises(Conflict, match=r"lower ease.max_items"):
+        ease.EASEModel.from_fit(matrix, {"regularization": 50.0, "max_items": 100}, ids, items)

@@ -161,6 +161,14 @@ class Recommender(ABC):
         lo, hi = self.seen_indptr[user], self.seen_indptr[user + 1]
         return self.seen_items[lo:hi], self.seen_ratings[lo:hi]
 
+    def why_unknown(self, item: int) -> str:
+        """Why the model has nothing to say about an item it has seen (known[item] is False)."""
+        return (
+            f"model {self.kind} {self.version} learned nothing about item "
+            f"{self.item_id_list(np.array([item]))[0]!r} ({int(self.item_counts[item])} ratings, "
+            "none with co-occurrences it fitted)"
+        )
+
     # ---- answers -------------------------------------------------------------------------
     @abstractmethod
     def similar(

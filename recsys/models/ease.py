@@ -107,6 +107,12 @@ class EASEModel(ItemItemRecommender):
         self.position[self.ease_items] = np.arange(len(self.ease_items))
         self.known = self.position >= 0
 
+    def why_unknown(self, item: int) -> str:
+        return (
+            f"model ease {self.version} models only the {len(self.ease_items):,} most popular "
+            f"items (ease.max_items), and {self.item_id_list(np.array([item]))[0]!r} is not one"
+        )
+
     def _rows(self, items: np.ndarray) -> np.ndarray:
         rows = np.zeros((len(items), self.n_items), dtype=np.float32)
         pos = self.position[items]

@@ -46,17 +46,18 @@ class ItemKNNModel(SparseItemItem):
     def fit(
         cls, ratings: Any, params: dict[str, Any], on_progress: ProgressFn | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        from implicit.nearest_neighbours import CosineRecommender, ItemItemRecommender, bm25_weight
+        from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize
         from threadpoolctl import threadpool_limits
 
         binary = ratings.copy().astype(np.float32)
         binary.data[:] = 1.0  # implicit feedback: every rating is a positive
+        # What implicit's BM25Recommender / CosineRecommender.fit do, handing the fit CSR (they
+        # pass a transposed COO/CSC matrix, which implicit then converts with a warning).
         if params["weighting"] == "bm25":
-            # what implicit's BM25Recommender.fit does, handing the fit CSR instead of COO
             weighted = bm25_weight(binary.T, params["bm25_k1"], params["bm25_b"]).T.tocsr()
-            model: Any = ItemItemRecommender(K=params["neighbours"])
         else:
-            weighted, model = binary, CosineRecommender(K=params["neighbours"])
+            weighted = normalize(binary.T).T.tocsr()
+        model = ItemItemRecommender(K=params["neighbours"])
         if on_progress:
             on_progress(0, 1)
         with threadpool_limits(1, "blas"):

@@ -117,10 +117,7 @@ def _why_unknown(
 ) -> str:
     """Why the model has nothing for an item; NotFound (404) when nobody knows the item."""
     if item is not None:
-        return (
-            f"model {kind.name} {rec.version} has no neighbours for {item_id!r} "
-            f"({int(rec.item_counts[item])} ratings, none it learned from)"
-        )
+        return rec.why_unknown(item)
     with engine_for(settings).connect() as conn:
         ratings = conn.scalar(
             select(func.count())
