@@ -401,8 +401,10 @@ def render_default_toml() -> str:
     import json
 
     lines = [
-        "# recsys configuration: every setting with its built-in default.",
-        "# Precedence: CLI flag > RECSYS_<SECTION>_<KEY> environment > this file > default.",
+        "# recsys configuration: every setting with its built-in default, commented out.",
+        "# Uncomment a line to set it. Precedence: CLI flag > RECSYS_<SECTION>_<KEY> environment",
+        "# > this file > hyperparameters recorded by `recsys tune` > built-in default (a line left",
+        "# commented does not pin a tuned hyperparameter to its default).",
         "# Found via --config, RECSYS_CONFIG, ./config.toml or ~/.config/recsys/config.toml.",
         "",
     ]
@@ -415,6 +417,6 @@ def render_default_toml() -> str:
                 text = "true" if default else "false"
             else:
                 text = json.dumps(default)
-            lines.append(f"{f.name} = {text}")
+            lines.append(f"#{f.name} = {text}")  # as sshd_config: "#key" is a setting
         lines.append("")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,46 @@ def test_config_command_shows_values_and_sources(tmp_path, monkeypatch):
     assert rows["store.url"]["source"] == "flag"
     assert rows["server.api_key"]["value"] == "***"  # never printed
     assert rows["als.factors"]["source"] == "default" and rows["als.factors"]["help"]
+
+
+def test_repository_config_toml_uncommented_gives_the_defaults_and_commented_pins_nothing(tmp_path):
+    import re
+
+    from recsys.config import Settings
+
+    text = (REPO / "config.toml").read_text()
+    assert load_settings(config_file=str(REPO / "config.toml"), environ={}).sources == (
+        load_settings(environ={}).sources
+    )  # every line commented: the file sets nothing, so tuned values are not pinned
+    uncommented = tmp_path / "all.toml"
+    uncommented.write_text(re.sub(r"(?m)^#(\w+ = )", r"\1", text))
+    loaded = load_settings(config_file=str(uncommented), environ={})
+    values = {k: v for k, v in dataclasses.asdict(loaded).items() if k != "sources"}
+    assert values == {k: v for k, v in dataclasses.asdict(Settings()).items() if k != "sources"}
+    assert all(source.startswith("file") for source in loaded.sources.values())
+
+
+def test_tuned_hyperparameters_sit_between_the_config_file_and_the_defaults(tmp_path):
+    from recsys.models.kinds import KINDS
+    from recsys.models.tuning import write_tuning
+    from recsys.service.train import model_params
+
+    home = tmp_path / "home"
+    write_tuning(home / "models", {"best": "ease", "models": {
+        "ease": {"params": {"regularization": 123.0, "max_items": 10000}},
+        "als": {"params": {"factors": 48, "regularization": 20.0, "alpha": 3.0}},
+    }})  # fmt: skip
+    env = {"RECSYS_HOME": str(home)}
+    assert model_params(load_settings(environ=env), KINDS["ease"])["regularization"] == 123.0
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[als]\nregularization = 5.0\n")
+    als = model_params(
+        load_settings(config_file=str(cfg), overrides={"als.alpha": 1.0}, environ=env),
+        KINDS["als"],
+    )
+    assert als["factors"] == 48  # tuned beats the default
+    assert als["regularization"] == 5.0  # the config file beats tuned
+    assert als["alpha"] == 1.0  # a flag beats tuned
+    env["RECSYS_ALS_FACTORS"] = "12"
+    assert model_params(load_settings(environ=env), KINDS["als"])["factors"] == 12  # env too
+    assert model_params(load_settings(environ=env), KINDS["als"], use_tuned=False)["alpha"] == 2.0
