@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from recsys.errors import InvalidInput
@@ -69,14 +68,6 @@ ALIASES: dict[str, str] = {alias: k.name for k in KINDS.values() for alias in k.
 RECOMMENDERS: tuple[str, ...] = tuple(k.name for k in KINDS.values() if k.role == "recommender")
 # Every name a user may type for a kind: canonical names first, then the aliases.
 ACCEPTED_NAMES: tuple[str, ...] = (*KINDS, *ALIASES)
-
-# The vocabulary as enums that typer shows as choices and msgspec/OpenAPI as an enum.
-ModelName = Enum("ModelName", {name: name for name in ACCEPTED_NAMES}, type=str)  # type: ignore[misc]
-RecommenderName = Enum(  # type: ignore[misc]
-    "RecommenderName",
-    {name: name for name in (*RECOMMENDERS, *(a for a, k in ALIASES.items() if k in RECOMMENDERS))},
-    type=str,
-)
 
 
 def resolve(name: str, role: str | None = None) -> ModelKind:
