@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import html
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -20,7 +21,17 @@ from recsys.ingest.clean import (
     parse_votes,
     strip_keys,
 )
-from recsys.ingest.rows import BadLine, RatingRow, check_id, check_rating, product_row
+from recsys.ingest.rows import (
+    BadLine,
+    RatingRow,
+    check_count,
+    check_id,
+    check_rating,
+    check_timestamp,
+    product_row,
+)
+
+AMAZON_STARS = (1.0, 5.0)  # every Amazon dump rates 1..5 stars: anything else is a broken line
 
 
 class Review2023(msgspec.Struct):
@@ -107,17 +118,29 @@ def _validation_reason(message: str) -> str:
 
 
 class Parser:
-    """Base: `name` is the format, `kind` reviews | products; `tally` counts cleaned-away values."""
+    """Base: `name` is the format, `kind` reviews | products; `tally` counts cleaned-away values.
+
+    `rating_range`: the --rating-range filter (low, high), or None for the format's own rule
+    (Amazon: 1..5 stars; generic logs: any finite number)."""
 
     name = ""
     kind = ""
+    default_range: tuple[float, float] | None = AMAZON_STARS
 
-    def __init__(self, rating_range: tuple[float, float] = (1.0, 5.0)):
-        self.low, self.high = rating_range
+    def __init__(self, rating_range: tuple[float, float] | None = None):
+        self.rating_range = rating_range if rating_range is not None else self.default_range
         self.tally = Tally()
+        self.warnings: list[str] = []  # said once in the report (e.g. a column left unmapped)
 
     def parse(self, line: bytes) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def records(
+        self, lines: Iterable[tuple[int, Any]], max_bytes: int
+    ) -> Iterable[tuple[int, Any]]:
+        """(first line number, record bytes, TOO_LONG or a BadLine) from (line number, line): one
+        line is one record, except in CSV files (DelimitedParser)."""
+        return lines
 
 
 class Reviews2023(Parser):
@@ -129,10 +152,10 @@ class Reviews2023(Parser):
         return RatingRow(
             check_id(r.user_id, "user"),
             check_id(r.parent_asin, "item"),  # reviews join products on parent_asin
-            check_rating(r.rating, self.low, self.high),
-            r.timestamp // 1000,
+            check_rating(r.rating, self.rating_range),
+            check_timestamp(r.timestamp // 1000),
             r.verified_purchase,
-            r.helpful_vote,
+            check_count(r.helpful_vote, "helpful_vote"),
         )
 
 
@@ -140,21 +163,18 @@ class ReviewsLegacy(Parser):
     kind = "reviews"
     decoder = msgspec.json.Decoder(ReviewLegacy)
 
-    def __init__(self, name: str, rating_range: tuple[float, float] = (1.0, 5.0)):
+    def __init__(self, name: str, rating_range: tuple[float, float] | None = None):
         super().__init__(rating_range)
         self.name = name
 
     def parse(self, line: bytes) -> RatingRow:
         r = _decode(self.decoder, line)
-        try:
-            votes = r.helpful[0] if r.helpful else parse_votes(r.vote)
-        except ValueError:
-            raise BadLine("wrong_type:vote") from None
+        votes = check_count(r.helpful[0], "helpful") if r.helpful else parse_votes(r.vote, "vote")
         return RatingRow(
             check_id(r.reviewerID, "user"),
             check_id(r.asin, "item"),
-            check_rating(r.overall, self.low, self.high),
-            r.unixReviewTime,
+            check_rating(r.overall, self.rating_range),
+            check_timestamp(r.unixReviewTime),
             r.verified,
             votes,
         )
@@ -247,8 +267,8 @@ class Meta2014Parser(Parser):
         except msgspec.DecodeError:
             try:
                 raw = ast.literal_eval(text.strip())
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                raise BadLine("invalid_literal") from None
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                raise BadLine("invalid_literal") from None  # TypeError: e.g. a list as a dict key
         if not isinstance(raw, dict):
             raise BadLine("wrong_type")
         try:
