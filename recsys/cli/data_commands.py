@@ -145,7 +145,8 @@ def _render_report(report, as_json: bool) -> None:
             out.print(f"[yellow]{f.file}: {warning}[/]", highlight=False)
         if f.mapping:  # generic logs: which column became which field, and the scale seen
             used = ", ".join(f"{field}={name}" for field, name in f.mapping.items())
-            seen = f"; ratings {f.rating_range[0]:g} to {f.rating_range[1]:g}" if f.rating_range else ""
+            low_high = f.rating_range if "rating" in f.mapping else None
+            seen = f"; ratings {low_high[0]:g} to {low_high[1]:g}" if low_high else ""
             out.print(f"{f.file}: {used}{seen}", highlight=False, markup=False)
     out.print(
         f"ratings: {report.ratings.inserted:,} inserted, {report.ratings.updated:,} updated; "

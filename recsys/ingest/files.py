@@ -7,6 +7,8 @@ dropped from the first line, and a file with classic-Mac line ends (CR only, no 
 from __future__ import annotations
 
 import gzip
+import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,7 @@ from recsys.errors import InvalidInput
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
+_BARE_CR = re.compile(rb"\r[^\n]")
 TOO_LONG = None  # yielded instead of a line that exceeds the byte budget
 
 
@@ -34,10 +37,13 @@ class LineSource:
         self.stream: BinaryIO = gzip.GzipFile(fileobj=self.raw) if self.gzipped else self.raw  # type: ignore[assignment]
         self.count = 0  # physical lines read so far
         try:
-            start = self.stream.peek(8192)[:8192]  # type: ignore[attr-defined]
-        except (OSError, EOFError):
+            start = self.stream.read(1 << 16)
+            self.stream.seek(0)
+        except (OSError, EOFError, zlib.error):
             start = b""  # a broken gzip is reported by the real read
-        self.cr_line_ends = b"\r" in start and b"\n" not in start
+            self.stream.seek(0)
+        # CR-only: a CR followed by something else than LF, and no LF at all in the first 64 KB
+        self.cr_line_ends = b"\n" not in start and _BARE_CR.search(start) is not None
 
     @property
     def position(self) -> int:

@@ -73,9 +73,7 @@ def check_id(value: Any, field: str) -> str:
         raise BadLine(f"missing_{field}")
     if isinstance(value, int) and not isinstance(value, bool):
         if not -(10**18) < value < 10**18:
-            raise BadLine(
-                f"wrong_type:{field}", f"{field} {_short(value)} is not an id"
-            )
+            raise BadLine(f"wrong_type:{field}", f"{field} {_short(value)} is not an id")
         return str(value)
     if not isinstance(value, str):
         raise BadLine(f"wrong_type:{field}")
