@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import cli, rows, runner
 
 from recsys.cli import app
+
+from helpers import cli, rows, runner
 
 BIG = "1" + "0" * 400  # an integer beyond a float's range
 

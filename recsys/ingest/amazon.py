@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import html
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,6 +92,15 @@ class Meta2014(msgspec.Struct):
     imUrl: Any = None
     categories: list[Any] | None = None
     description: Any = None
+
+
+def literal_eval(text: str) -> Any:
+    """ast.literal_eval without its warnings: a line like '\\s' would print "invalid escape
+    sequence" once per distinct line (it is still read as the literal it is)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.literal_eval(text)
 
 
 def _decode(decoder: msgspec.json.Decoder, line: bytes) -> Any:
@@ -266,7 +276,7 @@ class Meta2014Parser(Parser):
             raw = msgspec.json.decode(line)  # some re-published 2014 files are strict JSON
         except msgspec.DecodeError:
             try:
-                raw = ast.literal_eval(text.strip())
+                raw = literal_eval(text.strip())
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 raise BadLine("invalid_literal") from None  # TypeError: e.g. a list as a dict key
         if not isinstance(raw, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import codecs
 import csv
 import json
@@ -11,6 +10,7 @@ from typing import Any
 
 from recsys.errors import InvalidInput
 from recsys.ingest import amazon
+from recsys.ingest.amazon import literal_eval
 from recsys.ingest.files import read_head
 from recsys.ingest.generic import (
     DelimitedParser,
@@ -44,7 +44,7 @@ def _sniff_records(head: list[bytes]) -> _Sniffed | None:
     records, json_lines = [], 0
     for line in head:
         text = line.decode("utf-8", "replace").strip()
-        for loads in (json.loads, ast.literal_eval):
+        for loads in (json.loads, literal_eval):
             try:
                 record = loads(text)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -68,6 +68,16 @@ def _amazon_guess(keys: set[str], literal: bool) -> tuple[str, str] | None:
         if keys & {"main_cat", "feature", "also_buy", "also_view", "rank", "category", "imageURL"}:
             return ("amazon2018", "products")
     return None
+
+
+def _vote(sniffed: _Sniffed) -> tuple[str, str] | None:
+    """The format most head records look like (one broken line cannot flip it); when no single
+    record tells, the union of their keys (a line may lack the telling keys)."""
+    guesses = [_amazon_guess(set(r), sniffed.literal) for r in sniffed.records]
+    known = [g for g in guesses if g is not None]
+    if known:
+        return max(dict.fromkeys(known), key=known.count)  # ties: the earliest
+    return _amazon_guess(set(sniffed.keys), sniffed.literal)
 
 
 def make_parser(
@@ -98,7 +108,7 @@ def make_parser(
     sniffed = _sniff_records(head)
     guess = None
     if sniffed is not None and not generic.mapping:
-        guess = _amazon_guess(set(sniffed.keys), sniffed.literal)
+        guess = _vote(sniffed)
 
     if fmt != "generic" and (fmt is not None or guess is not None):
         chosen_fmt = fmt or guess[0]  # type: ignore[index]
