@@ -131,6 +131,8 @@ def test_unencodable_2014_literal_is_one_bad_line(tmp_path, db_url, case):
             '{"user_id":"pgB","parent_asin":"pgP1","rating":5,"timestamp":' + "9" * 23 + "}",
             "invalid_timestamp",
         ),  # fmt: skip
+        # 2^31 s (2038-01-19): past PostgreSQL's integer column, which SQLite would take
+        (review("pgB", "pgP1").replace("1600000000000", "2147483648000"), "invalid_timestamp"),
     ],
 )
 def test_values_postgresql_refuses_are_bad_lines_on_both(tmp_path, db_url, line, reason):

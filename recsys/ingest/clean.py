@@ -104,7 +104,7 @@ def parse_votes(value: Any, field: str = "helpful_votes") -> int:
 
 def to_epoch_seconds(value: Any) -> int:
     """Seconds, milliseconds (anything past year 5138 in seconds is taken as ms) or an ISO date.
-    Raises BadLine(`invalid_timestamp`) for anything else, or a date outside years 1..9999."""
+    Raises BadLine(`invalid_timestamp`) for anything else, or a date the store cannot hold."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise BadLine(
             "invalid_timestamp", f"timestamp {type(value).__name__} is not a number or a date"

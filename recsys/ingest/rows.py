@@ -4,8 +4,9 @@ storable on every backend.
 Both stores must hold every row a parser returns, so the limits of the strictest one (PostgreSQL) are
 checked here, per line, before a batch is written: no NUL in any text or JSON value (PostgreSQL text
 and jsonb refuse it), valid UTF-8 (no lone surrogates, which 2014 literals can carry), counts within
-`integer` (2^31 - 1), timestamps within years 1..9999 (SQLite would silently store a bigger one as
-REAL), finite ratings, and JSON columns that JSON can represent (2014 literals can hold complex
+`integer` (2^31 - 1), timestamps within `integer` too (1901-12-13..2038-01-19 UTC: the timestamp
+column is `integer` on PostgreSQL, and SQLite would silently store a bigger one as REAL), finite
+ratings, and JSON columns that JSON can represent (2014 literals can hold complex
 numbers, `...`, tuple keys). A line that breaks one of them is a bad line; it can never fail a batch.
 """
 
@@ -46,8 +47,8 @@ PRODUCT_JSON_FIELDS = ("features", "description", "categories", "details", "imag
 _PRODUCT_TEXT_FIELDS = ("title", "main_category", "store", "image_url")
 
 INT32_MAX = 2**31 - 1  # `integer` columns: helpful_votes, rating_count
-MIN_TIMESTAMP = -62_135_596_800  # 0001-01-01T00:00:00Z
-MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+MIN_TIMESTAMP = -(2**31)  # 1901-12-13T20:45:52Z: user_item_rating.timestamp is `integer`
+MAX_TIMESTAMP = 2**31 - 1  # 2038-01-19T03:14:07Z
 MAX_ID_CHARS = 1000  # an id longer than this is junk, not a key
 
 _json = msgspec.json.Encoder()
@@ -107,10 +108,10 @@ def check_count(value: Any, field: str) -> int:
 
 
 def check_timestamp(seconds: int) -> int:
-    """UTC seconds within years 1..9999 (`invalid_timestamp` otherwise)."""
+    """UTC seconds the timestamp column holds, 1901-12-13..2038-01-19 (`invalid_timestamp`)."""
     if not MIN_TIMESTAMP <= seconds <= MAX_TIMESTAMP:
         raise BadLine(
-            "invalid_timestamp", f"timestamp {_short(seconds)} s is not a date in 1..9999"
+            "invalid_timestamp", f"timestamp {_short(seconds)} s is outside 1901-12-13..2038-01-19"
         )
     return seconds
 
