@@ -407,3 +407,29 @@ def test_genre_lists_fill_categories(tmp_path, db_url):
     assert [(i, m, c if isinstance(c, list) else json.loads(c)) for i, m, c in got] == [
         ("1", "Animation", ["Animation", "Children's", "Musical"]),
         ("2", "Action", ["Action"]), ("3", "Drama", ["Drama", "drama", "War"])]  # fmt: skip
+
+
+# --- found by the fuzzer (benchmarks/fuzz_ingest.py) --------------------------------------------
+
+
+def test_a_2014_key_with_a_lone_surrogate_is_invalid_utf8(tmp_path, db_url):
+    lines = [
+        "{'asin': 'A1', 'title': 'ok', 'categories': [['Music']]}",
+        "{'asin': 'A2', 'imU\\ud800rl': 'http://x/y.jpg', 'categories': [['Music']]}",
+        "{'asin': 'A3', 'title': 'ok3', 'categories': [['Music']]}",
+    ]
+    report = ingest(db_url, tmp_path, "meta.json", lines)
+    assert reasons(report) == [(2, "invalid_utf8")] and products(db_url) == ["A1", "A3"]
+
+
+def test_a_key_of_one_broken_line_does_not_take_a_field(tmp_path, db_url):
+    # line 2 has "\u2028rating" (an inserted line separator) and "stars"; the other lines "rating"
+    lines = [
+        '{"user": "u1", "item": "i1", "rating": 10.0}',
+        '{"user": "u2", "item": "i2", "\u2028rating": 3.0, "stars": 1}',
+        '{"user": "u3", "item": "i3", "rating": 0.5}',
+    ]
+    report = ingest(db_url, tmp_path, "log.jsonl", lines)
+    assert report["files"][0]["mapping"]["rating"] == "rating"
+    assert reasons(report) == [(2, "invalid_rating")]
+    assert ratings(db_url) == [("u1", "i1"), ("u3", "i3")]

@@ -285,6 +285,8 @@ class Meta2014Parser(Parser):
             m = msgspec.convert(raw, Meta2014)
         except msgspec.ValidationError as exc:
             raise BadLine(_validation_reason(str(exc)), str(exc)) from None
+        except UnicodeEncodeError:  # a key with a lone surrogate: msgspec matches keys as UTF-8
+            raise BadLine("invalid_utf8", "lone surrogate in a key") from None
         t = self.tally
         categories = m.categories or []
         first = categories[0] if categories and isinstance(categories[0], list) else []

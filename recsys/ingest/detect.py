@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +31,16 @@ KINDS = ("reviews", "products")
 
 class _Sniffed:
     """The head lines that are JSON objects or Python dict literals (2014 meta), read together:
-    `keys` is the union of their keys (one line may lack optional keys), `literal` is true when
-    they parse only as Python literals."""
+    `keys` is the union of their keys, the most frequent first (one line may lack optional keys,
+    one broken line may carry odd ones), `common` those in at least half of the records, and
+    `literal` is true when they parse only as Python literals."""
 
     def __init__(self, records: list[dict[str, Any]], literal: bool):
         self.records = records
         self.literal = literal
-        self.keys = list(dict.fromkeys(k for r in records for k in r if isinstance(k, str)))
+        counts = Counter(k for r in records for k in r if isinstance(k, str))
+        self.keys = [k for k, _ in counts.most_common()]  # ties keep their first appearance
+        self.common = [k for k in self.keys if 2 * counts[k] >= len(records)]
 
 
 def _sniff_records(head: list[bytes]) -> _Sniffed | None:
@@ -123,7 +128,9 @@ def make_parser(
             "pass --format amazon2014 --kind products"
         )
     if sniffed is not None and not generic.columns:  # JSON lines with arbitrary keys
-        mapping = resolve_mapping(sniffed.keys, generic, strict=False)
+        # keys most lines have first: a key of one broken line must not take a field
+        common = resolve_mapping(sniffed.common, generic, strict=False)
+        mapping = resolve_mapping(sniffed.keys, replace(generic, mapping=common), strict=False)
         parser = JsonLinesParser(decide_kind(mapping, kind, str(path)), mapping, rating_range)
         parser.warnings = _mapping_warnings(parser, sniffed.keys, sniffed.records, "keys")
         return parser, 0

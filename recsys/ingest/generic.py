@@ -74,7 +74,9 @@ def resolve_mapping(
             raise InvalidInput(
                 f"--map {fld}={source}: no such column (columns: {', '.join(available)})"
             )
-    by_norm = {_norm(name): name for name in available}
+    by_norm: dict[str, str] = {}
+    for name in available:  # the first of two names that differ only in case or spacing wins
+        by_norm.setdefault(_norm(name), name)
     for fld, names in SYNONYMS.items():
         if fld not in mapping:
             found = next((by_norm[n] for n in names if n in by_norm), None)
