@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -39,6 +41,27 @@ def _pg_database(base_url: str) -> str:
     return base_url.rsplit("/", 1)[0] + "/" + name
 
 
+def _round(fuzzer, backends, settings, work, number, stats, reasons, unique, out) -> int:
+    """One case of every format on every backend; returns the last case number."""
+    for fmt in FORMATS:
+        for backend in backends:
+            number += 1
+            case = fuzzer.case(fmt, f"{number}")
+            outcome = run_case(case, settings[backend], work)
+            counts = stats[(fmt, backend)]
+            counts["cases"] += 1
+            counts[outcome.kind] += 1
+            reasons.update(outcome.reasons)
+            if outcome.kind in ("crash", "violation"):
+                key = (fmt, outcome.kind, outcome.signature)
+                if key not in unique:
+                    saved = out / f"{fmt}-{backend}-{outcome.kind}-{len(unique)}.bin"
+                    saved.write_bytes(case.data)
+                    unique[key] = {"format": fmt, "backend": backend, "kind": outcome.kind,
+                                   "detail": outcome.detail, "file": str(saved)}  # fmt: skip
+    return number
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -57,32 +80,23 @@ def main() -> None:
         if not args.no_postgres and pgcluster.available() is None:
             backends["postgresql"] = _pg_database(stack.enter_context(pgcluster.pg_cluster()))
         settings = {name: settings_for(url) for name, url in backends.items()}
-        deadline = time.monotonic() + args.minutes * 60
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        started = time.monotonic()
+        deadline = started + args.minutes * 60
         number = 0
         last_print = time.monotonic()
-        while time.monotonic() < deadline:
-            for fmt in FORMATS:
-                for backend in backends:
-                    number += 1
-                    case = fuzzer.case(fmt, f"{number}")
-                    outcome = run_case(case, settings[backend], work)
-                    counts = stats[(fmt, backend)]
-                    counts["cases"] += 1
-                    counts[outcome.kind] += 1
-                    reasons.update(outcome.reasons)
-                    if outcome.kind in ("crash", "violation"):
-                        key = (fmt, outcome.kind, outcome.signature)
-                        if key not in unique:
-                            saved = args.out / f"{fmt}-{backend}-{outcome.kind}-{len(unique)}.bin"
-                            saved.write_bytes(case.data)
-                            unique[key] = {"format": fmt, "backend": backend,
-                                           "kind": outcome.kind, "detail": outcome.detail,
-                                           "file": str(saved)}  # fmt: skip
-            if time.monotonic() - last_print > 300:
-                last_print = time.monotonic()
-                total = sum((c for c in stats.values()), Counter())
-                print(f"... {total['cases']:,} cases, {total['crash']} crashes, "
-                      f"{total['violation']} violations", flush=True)  # fmt: skip
+        # SIGTERM stops the run like Ctrl-C: the figures so far are printed, the cluster stopped
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        with contextlib.suppress(KeyboardInterrupt):
+            while time.monotonic() < deadline:
+                number = _round(
+                    fuzzer, backends, settings, work, number, stats, reasons, unique, args.out
+                )
+                if time.monotonic() - last_print > 300:
+                    last_print = time.monotonic()
+                    total = sum((c for c in stats.values()), Counter())
+                    print(f"... {total['cases']:,} cases, {total['crash']} crashes, "
+                          f"{total['violation']} violations", flush=True)  # fmt: skip
     print(f"{'format':<14}{'backend':<12}{'cases':>8}{'crashes':>9}{'violations':>12}"
           f"{'aborted':>9}")  # fmt: skip
     for (fmt, backend), c in sorted(stats.items()):
@@ -90,7 +104,7 @@ def main() -> None:
               f"{c['aborted']:>9}")  # fmt: skip
     total = sum((c for c in stats.values()), Counter())
     print(f"{'TOTAL':<26}{total['cases']:>8,}{total['crash']:>9}{total['violation']:>12}"
-          f"{total['aborted']:>9}  in {args.minutes:g} min, seed {args.seed}")  # fmt: skip
+          f"{total['aborted']:>9}  in {(time.monotonic() - started) / 60:.1f} min, seed {args.seed}")  # fmt: skip
     print("bad-line reasons seen:", ", ".join(f"{r} {n:,}" for r, n in reasons.most_common()))
     for found in unique.values():
         print(json.dumps(found))
