@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -57,8 +58,10 @@ class IngestSettings:
     max_reported_errors: int = _s(
         1000, "bad lines listed one by one in the report; all are counted"
     )
-    rating_min: float = _s(1.0, "smallest valid rating")
-    rating_max: float = _s(5.0, "largest valid rating")
+    rating_min: float = _s(
+        1.0, "Amazon files: smallest valid rating (generic logs take any finite rating)"
+    )
+    rating_max: float = _s(5.0, "Amazon files: largest valid rating (--rating-range overrides)")
 
 
 @dataclass
@@ -338,7 +341,25 @@ def load_settings(
         if value is not None:
             _assign(settings, sources, dotted, value, "flag")
     settings.sources = sources
+    _check_ranges(settings)
     return settings
+
+
+def _check_ranges(settings: Settings) -> None:
+    """Values each of the right type can still contradict each other: say which keys, and where from."""
+    low, high = settings.ingest.rating_min, settings.ingest.rating_max
+    where = ", ".join(
+        sorted({settings.sources[f"ingest.{k}"] for k in ("rating_min", "rating_max")})
+    )
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(
+            f"{where}: settings 'ingest.rating_min' and 'ingest.rating_max' must be finite "
+            f"(got {low}, {high})"
+        )
+    if low > high:
+        raise ConfigError(
+            f"{where}: setting 'ingest.rating_min' ({low}) must be <= 'ingest.rating_max' ({high})"
+        )
 
 
 def _env_to_key(name: str) -> str | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import msgspec
 
 
-class BadLineInfo(msgspec.Struct):
+class BadLineInfo(msgspec.Struct, omit_defaults=True):
     file: str
-    line: int
-    reason: str
+    line: int  # 1-based; for a CSV record spanning lines, its first line
+    reason: str  # a short code, counted in IngestReport.bad_by_reason
+    detail: str = ""  # this line's particulars, e.g. "rating 7 outside 1..5"
 
 
 class FileReport(msgspec.Struct):
@@ -19,6 +20,9 @@ class FileReport(msgspec.Struct):
     bad_lines: int = 0
     rows: int = 0  # good rows parsed (before de-duplication against the store)
     cleaned: dict[str, int] = {}  # values cleaned away, e.g. junk_title, junk_price
+    mapping: dict[str, str] = {}  # generic logs: recsys field -> the column or key it came from
+    warnings: list[str] = []  # e.g. no rating column found, numeric columns left unmapped
+    rating_range: list[float] | None = None  # [lowest, highest] rating among the rows kept
 
 
 class TableCounts(msgspec.Struct):

@@ -1,5 +1,6 @@
 """`recsys ingest`, `sample`, `status`, `config`."""
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +43,12 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
         raise typer.BadParameter(
             "expected MIN:MAX, e.g. 0.5:5", param_hint="--rating-range"
         ) from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise typer.BadParameter(
+            f"MIN and MAX must be finite numbers (got {text})", param_hint="--rating-range"
+        )
+    if low > high:
+        raise typer.BadParameter(f"MIN must be <= MAX (got {text})", param_hint="--rating-range")
     return low, high
 
 
@@ -66,7 +73,11 @@ def ingest_command(
     ] = None,
     encoding: Annotated[str, typer.Option(help="Generic logs: text encoding.")] = "utf-8",
     rating_range: Annotated[
-        str | None, typer.Option(help="Valid ratings MIN:MAX (default from config: 1:5).")
+        str | None,
+        typer.Option(
+            help="Keep only ratings in MIN:MAX (e.g. 0.5:5); others are bad lines. Default: "
+            "Amazon files ingest.rating_min:rating_max (1:5), generic logs any finite rating."
+        ),
     ] = None,
     max_errors: Annotated[
         int | None,
@@ -89,13 +100,7 @@ def ingest_command(
     from recsys.ingest.pipeline import IngestAborted
 
     low_high = _parse_range(rating_range)
-    cfg = settings(
-        **{
-            "ingest.batch_size": batch_size,
-            "ingest.rating_min": low_high[0] if low_high else None,
-            "ingest.rating_max": low_high[1] if low_high else None,
-        }
-    )
+    cfg = settings(**{"ingest.batch_size": batch_size})
     generic = GenericOptions(
         delimiter=delimiter,
         header=header,
@@ -108,7 +113,7 @@ def ingest_command(
         try:
             report = service.ingest(
                 cfg, paths, fmt=fmt and fmt.value, kind=kind and kind.value, generic=generic, max_errors=max_errors,
-                on_progress=on_progress,
+                rating_range=low_high, on_progress=on_progress,
             )  # fmt: skip
         except IngestAborted as exc:
             _render_report(exc.report, as_json)
@@ -135,6 +140,14 @@ def _render_report(report, as_json: bool) -> None:
             cleaned,
         )
     out.print(table)
+    for f in report.files:
+        for warning in f.warnings:
+            out.print(f"[yellow]{f.file}: {warning}[/]", highlight=False)
+        if f.mapping:  # generic logs: which column became which field, and the scale seen
+            used = ", ".join(f"{field}={name}" for field, name in f.mapping.items())
+            low_high = f.rating_range if "rating" in f.mapping else None
+            seen = f"; ratings {low_high[0]:g} to {low_high[1]:g}" if low_high else ""
+            out.print(f"{f.file}: {used}{seen}", highlight=False, markup=False)
     out.print(
         f"ratings: {report.ratings.inserted:,} inserted, {report.ratings.updated:,} updated; "
         f"products: {report.products.inserted:,} inserted, {report.products.updated:,} updated; "
@@ -145,7 +158,8 @@ def _render_report(report, as_json: bool) -> None:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.bad_by_reason.items()))
         out.print(f"[yellow]{report.bad_lines:,} bad lines skipped[/] ({reasons})", highlight=False)
         for e in report.errors[:20]:
-            out.print(f"  {e.file}:{e.line}: {e.reason}", highlight=False, markup=False)
+            detail = f" ({e.detail})" if e.detail else ""
+            out.print(f"  {e.file}:{e.line}: {e.reason}{detail}", highlight=False, markup=False)
         more = report.bad_lines - min(20, len(report.errors))
         if more > 0:
             out.print(f"  ... and {more:,} more (--json lists up to ingest.max_reported_errors)")

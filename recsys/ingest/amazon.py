@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import html
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -20,7 +22,17 @@ from recsys.ingest.clean import (
     parse_votes,
     strip_keys,
 )
-from recsys.ingest.rows import BadLine, RatingRow, check_id, check_rating, product_row
+from recsys.ingest.rows import (
+    BadLine,
+    RatingRow,
+    check_count,
+    check_id,
+    check_rating,
+    check_timestamp,
+    product_row,
+)
+
+AMAZON_STARS = (1.0, 5.0)  # every Amazon dump rates 1..5 stars: anything else is a broken line
 
 
 class Review2023(msgspec.Struct):
@@ -82,6 +94,15 @@ class Meta2014(msgspec.Struct):
     description: Any = None
 
 
+def literal_eval(text: str) -> Any:
+    """ast.literal_eval without its warnings: a line like '\\s' would print "invalid escape
+    sequence" once per distinct line (it is still read as the literal it is)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.literal_eval(text)
+
+
 def _decode(decoder: msgspec.json.Decoder, line: bytes) -> Any:
     # msgspec does not validate the bytes of keys it skips, so check UTF-8 here (ASCII is cheap).
     if not line.isascii():
@@ -107,17 +128,29 @@ def _validation_reason(message: str) -> str:
 
 
 class Parser:
-    """Base: `name` is the format, `kind` reviews | products; `tally` counts cleaned-away values."""
+    """Base: `name` is the format, `kind` reviews | products; `tally` counts cleaned-away values.
+
+    `rating_range`: the --rating-range filter (low, high), or None for the format's own rule
+    (Amazon: 1..5 stars; generic logs: any finite number)."""
 
     name = ""
     kind = ""
+    default_range: tuple[float, float] | None = AMAZON_STARS
 
-    def __init__(self, rating_range: tuple[float, float] = (1.0, 5.0)):
-        self.low, self.high = rating_range
+    def __init__(self, rating_range: tuple[float, float] | None = None):
+        self.rating_range = rating_range if rating_range is not None else self.default_range
         self.tally = Tally()
+        self.warnings: list[str] = []  # said once in the report (e.g. a column left unmapped)
 
     def parse(self, line: bytes) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def records(
+        self, lines: Iterable[tuple[int, Any]], max_bytes: int
+    ) -> Iterable[tuple[int, Any]]:
+        """(first line number, record bytes, TOO_LONG or a BadLine) from (line number, line): one
+        line is one record, except in CSV files (DelimitedParser)."""
+        return lines
 
 
 class Reviews2023(Parser):
@@ -129,10 +162,10 @@ class Reviews2023(Parser):
         return RatingRow(
             check_id(r.user_id, "user"),
             check_id(r.parent_asin, "item"),  # reviews join products on parent_asin
-            check_rating(r.rating, self.low, self.high),
-            r.timestamp // 1000,
+            check_rating(r.rating, self.rating_range),
+            check_timestamp(r.timestamp // 1000),
             r.verified_purchase,
-            r.helpful_vote,
+            check_count(r.helpful_vote, "helpful_vote"),
         )
 
 
@@ -140,21 +173,18 @@ class ReviewsLegacy(Parser):
     kind = "reviews"
     decoder = msgspec.json.Decoder(ReviewLegacy)
 
-    def __init__(self, name: str, rating_range: tuple[float, float] = (1.0, 5.0)):
+    def __init__(self, name: str, rating_range: tuple[float, float] | None = None):
         super().__init__(rating_range)
         self.name = name
 
     def parse(self, line: bytes) -> RatingRow:
         r = _decode(self.decoder, line)
-        try:
-            votes = r.helpful[0] if r.helpful else parse_votes(r.vote)
-        except ValueError:
-            raise BadLine("wrong_type:vote") from None
+        votes = check_count(r.helpful[0], "helpful") if r.helpful else parse_votes(r.vote, "vote")
         return RatingRow(
             check_id(r.reviewerID, "user"),
             check_id(r.asin, "item"),
-            check_rating(r.overall, self.low, self.high),
-            r.unixReviewTime,
+            check_rating(r.overall, self.rating_range),
+            check_timestamp(r.unixReviewTime),
             r.verified,
             votes,
         )
@@ -246,15 +276,17 @@ class Meta2014Parser(Parser):
             raw = msgspec.json.decode(line)  # some re-published 2014 files are strict JSON
         except msgspec.DecodeError:
             try:
-                raw = ast.literal_eval(text.strip())
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                raise BadLine("invalid_literal") from None
+                raw = literal_eval(text.strip())
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                raise BadLine("invalid_literal") from None  # TypeError: e.g. a list as a dict key
         if not isinstance(raw, dict):
             raise BadLine("wrong_type")
         try:
             m = msgspec.convert(raw, Meta2014)
         except msgspec.ValidationError as exc:
             raise BadLine(_validation_reason(str(exc)), str(exc)) from None
+        except UnicodeEncodeError:  # a key with a lone surrogate: msgspec matches keys as UTF-8
+            raise BadLine("invalid_utf8", "lone surrogate in a key") from None
         t = self.tally
         categories = m.categories or []
         first = categories[0] if categories and isinstance(categories[0], list) else []

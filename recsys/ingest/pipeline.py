@@ -35,7 +35,8 @@ class IngestOptions:
     max_errors: int = -1  # stop once bad lines exceed this; -1 never
     max_line_bytes: int = 4 << 20
     max_reported_errors: int = 1000
-    rating_range: tuple[float, float] = (1.0, 5.0)
+    rating_range: tuple[float, float] | None = None  # --rating-range; None: each format's rule
+    amazon_range: tuple[float, float] = (1.0, 5.0)  # the rule of Amazon files (their stars)
 
 
 class IngestAborted(RecsysError):
@@ -79,13 +80,13 @@ class _Run:
         self.report = IngestReport()
         self.on_progress = on_progress or (lambda done, total, name: None)
 
-    def bad(self, file: FileReport, line: int, reason: str) -> None:
+    def bad(self, file: FileReport, line: int, reason: str, detail: str = "") -> None:
         file.bad_lines += 1
         report = self.report
         report.bad_lines += 1
         report.bad_by_reason[reason] = report.bad_by_reason.get(reason, 0) + 1
         if len(report.errors) < self.options.max_reported_errors:
-            report.errors.append(BadLineInfo(file.file, line, reason))
+            report.errors.append(BadLineInfo(file.file, line, reason, detail))
         else:
             report.errors_truncated = True
         limit = self.options.max_errors
@@ -99,15 +100,22 @@ class _Run:
     def ingest_file(self, path: Path) -> None:
         opts = self.options
         parser, skip = make_parser(
-            path, fmt=opts.fmt, kind=opts.kind, generic=opts.generic, rating_range=opts.rating_range
-        )
-        file = FileReport(file=str(path), format=parser.name, kind=parser.kind)
+            path, fmt=opts.fmt, kind=opts.kind, generic=opts.generic,
+            rating_range=opts.rating_range, amazon_range=opts.amazon_range,
+        )  # fmt: skip
+        file = FileReport(
+            file=str(path), format=parser.name, kind=parser.kind,
+            mapping=dict(getattr(parser, "mapping", {})), warnings=list(parser.warnings),
+        )  # fmt: skip
         self.report.files.append(file)
-        write = (
-            self.writer.write_ratings if parser.kind == "reviews" else self.writer.write_products
-        )
+        reviews = parser.kind == "reviews"
+        write = self.writer.write_ratings if reviews else self.writer.write_products
 
         def flush(rows: list) -> None:
+            if reviews and rows:  # the scale the file really uses (generic logs accept any)
+                low, high = min(r.rating for r in rows), max(r.rating for r in rows)
+                seen = file.rating_range
+                file.rating_range = [min(low, seen[0]), max(high, seen[1])] if seen else [low, high]
             # Write this batch on the writer thread while the next one is parsed here.
             self.background.submit(write, rows)
 
@@ -115,13 +123,20 @@ class _Run:
         batch: list = []
         batch_bytes = 0
         source = LineSource(path)
+        records = 0
         number = 0
         try:
-            for number, line in source.lines(opts.max_line_bytes):
-                if number <= skip:
+            for number, line in parser.records(
+                source.lines(opts.max_line_bytes), opts.max_line_bytes
+            ):
+                records += 1
+                if records <= skip:
                     continue  # header
                 if line is TOO_LONG:
                     self.bad(file, number, "line_too_long")
+                    continue
+                if isinstance(line, BadLine):  # a record the CSV reader could not delimit
+                    self.bad(file, number, line.reason, line.detail)
                     continue
                 if not line.strip():
                     continue  # blank lines are not records
@@ -131,7 +146,11 @@ class _Run:
                 try:
                     batch.append(parse(line))
                 except BadLine as exc:
-                    self.bad(file, number, exc.reason)
+                    self.bad(file, number, exc.reason, exc.detail)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one line must never end the run
+                    # Every known fault has its own reason; this names one nobody foresaw.
+                    self.bad(file, number, f"unreadable:{type(exc).__name__}", str(exc)[:200])
                     continue
                 batch_bytes += len(line)
                 if len(batch) >= opts.batch_size or batch_bytes >= opts.batch_max_bytes:
@@ -141,10 +160,10 @@ class _Run:
                     self.on_progress(source.position, source.size, path.name)
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
             # A truncated or corrupt gzip: keep what was read, report where it broke.
-            self.bad(file, number + 1, f"corrupt_file:{type(exc).__name__}")
+            self.bad(file, source.count + 1, f"corrupt_file:{type(exc).__name__}")
         finally:
-            file.lines_read = number
-            self.report.lines_read += number
+            file.lines_read = source.count
+            self.report.lines_read += source.count
             file.cleaned = dict(parser.tally.counts)
             source.close()
         flush(batch)

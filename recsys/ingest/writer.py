@@ -12,6 +12,14 @@ line of a pair is picked first); products go through psycopg's pipelined execute
 
 Both keep the latest review of a pair (a later line wins a tie) and leave identical rows alone, so
 re-ingesting a file changes nothing.
+
+Counts are this run's own: SQLite counts the table inside each batch's write transaction (BEGIN
+IMMEDIATE holds the only write lock, so no other ingest can insert in between); PostgreSQL tells
+inserted from updated rows by `xmax = 0` in RETURNING. (The growth of the whole table over a run
+would count the rows a concurrent ingest inserted too.)
+
+Rows arrive checked (ingest/rows.py): every value is one both stores can hold, and a product's JSON
+columns are already JSON text, so a batch never fails because of one line.
 """
 
 from __future__ import annotations
@@ -20,14 +28,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
 
-from recsys.ingest.rows import PRODUCT_FIELDS, RatingRow
+from recsys.ingest.rows import PRODUCT_FIELDS, PRODUCT_JSON_FIELDS, RatingRow
 from recsys.store.engine import get_meta, set_meta, writer
-from recsys.store.tables import product_catalog, user_item_rating
 
 RATING_FIELDS = RatingRow._fields
-PRODUCT_JSON_FIELDS = {"features", "description", "categories", "details", "images"}
 
 
 def _rating_conflict(distinct: str) -> str:
@@ -59,9 +65,14 @@ def _sqlite_merge(table: str, fields: Sequence[str], order: str, conflict: str) 
     )
 
 
-def _pg_upsert(table: str, fields: Sequence[str], conflict: str, json_fields: set[str]) -> str:
+def _pg_upsert(table: str, fields: Sequence[str], conflict: str, json_fields: Sequence[str]) -> str:
     values = ", ".join("%s::jsonb" if f in json_fields else "%s" for f in fields)
-    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({values})" + conflict
+    # xmax = 0: the row version was inserted by this statement, not updated
+    return (
+        f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({values})"
+        + conflict
+        + ("\nRETURNING (xmax = 0)")
+    )
 
 
 SQLITE_RATINGS = _sqlite_merge(
@@ -73,10 +84,12 @@ PG_STAGING = """CREATE TEMP TABLE IF NOT EXISTS staging_rating (
     timestamp bigint, verified boolean, helpful_votes integer) ON COMMIT DELETE ROWS"""
 PG_COPY = f"COPY staging_rating ({', '.join(RATING_FIELDS)}) FROM STDIN"
 PG_RATINGS_MERGE = (
-    f"INSERT INTO user_item_rating ({', '.join(RATING_FIELDS)}) "
+    f"WITH merged AS (INSERT INTO user_item_rating ({', '.join(RATING_FIELDS)}) "
     f"SELECT DISTINCT ON (user_id, item_id) {', '.join(RATING_FIELDS)} FROM staging_rating "
     "ORDER BY user_id, item_id, timestamp DESC, seq DESC"  # the latest line of each pair
     + _rating_conflict("IS DISTINCT FROM")
+    + "\nRETURNING (xmax = 0) AS inserted) "
+    "SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged"
 )
 PG_PRODUCTS = _pg_upsert(
     "product_catalog", PRODUCT_FIELDS, _product_conflict("IS DISTINCT FROM"), PRODUCT_JSON_FIELDS
@@ -86,44 +99,56 @@ _json = msgspec.json.Encoder()
 
 
 def _product_tuples(rows: list[dict[str, Any]]) -> list[tuple]:
-    """Rows as tuples with the JSON columns already encoded as text (what both backends store).
+    """Rows as tuples (the JSON columns are JSON text already: what both backends store).
     Last line wins for a repeated item (PostgreSQL refuses to update a row twice per statement)."""
     unique = {row["item_id"]: row for row in rows}.values()
-    return [
-        tuple(
-            _json.encode(row[f]).decode()
-            if f in PRODUCT_JSON_FIELDS and row[f] is not None
-            else row[f]
-            for f in PRODUCT_FIELDS
-        )
-        for row in unique
-    ]
+    return [tuple(row[f] for f in PRODUCT_FIELDS) for row in unique]
 
 
-def _copy_merge_ratings(conn: Connection, rows: list[RatingRow]) -> int:
+# (inserted, changed) by one batch: changed = inserted + updated
+Counts = tuple[int, int]
+
+
+def _copy_merge_ratings(conn: Connection, rows: list[RatingRow]) -> Counts:
     conn.exec_driver_sql(PG_STAGING)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(PG_COPY) as copy:
         for row in rows:
             copy.write_row(row)
-    return conn.exec_driver_sql(PG_RATINGS_MERGE).rowcount
+    inserted, changed = conn.exec_driver_sql(PG_RATINGS_MERGE).one()
+    return inserted, changed
+
+
+def _pg_upsert_products(conn: Connection, tuples: list[tuple]) -> Counts:
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(PG_PRODUCTS, tuples, returning=True)
+    inserted = changed = 0
+    while True:  # one result per row; a row left unchanged (identical) returns nothing
+        for (was_inserted,) in cursor.fetchall():
+            changed += 1
+            inserted += bool(was_inserted)
+        if not cursor.nextset():
+            break
+    return inserted, changed
+
+
+def _sqlite_merge_counted(conn: Connection, table: str, sql: str, payload: str) -> Counts:
+    # Inside BEGIN IMMEDIATE no other writer runs, and a new row gets rowid max(rowid) + 1 (an
+    # update keeps its rowid): the growth of max(rowid) is this batch's inserts, found in O(log n).
+    top = f"SELECT coalesce(max(rowid), 0) FROM {table}"
+    before = conn.exec_driver_sql(top).scalar() or 0
+    changed = conn.exec_driver_sql(sql, (payload,)).rowcount
+    return (conn.exec_driver_sql(top).scalar() or 0) - before, max(changed, 0)
 
 
 class BatchWriter:
-    """Writes batches and counts rows changed; inserted = growth of the table, the rest updated."""
+    """Writes batches and counts the rows this writer inserted and updated (never another run's)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        self.inserted = {"ratings": 0, "products": 0}
         self.changed = {"ratings": 0, "products": 0}
-        self.start_counts = self.table_counts()
-
-    def table_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return {
-                "ratings": conn.scalar(select(func.count()).select_from(user_item_rating)) or 0,
-                "products": conn.scalar(select(func.count()).select_from(product_catalog)) or 0,
-            }
 
     def write_ratings(self, rows: list[RatingRow]) -> None:
         """Rows apply in file order: a later line for the same pair wins over an earlier one."""
@@ -134,7 +159,10 @@ class BatchWriter:
         else:
             payload = _json.encode(rows).decode()
             self._write(
-                "ratings", lambda conn: conn.exec_driver_sql(SQLITE_RATINGS, (payload,)).rowcount
+                "ratings",
+                lambda conn: _sqlite_merge_counted(
+                    conn, "user_item_rating", SQLITE_RATINGS, payload
+                ),
             )
 
     def write_products(self, rows: list[dict[str, Any]]) -> None:
@@ -142,27 +170,29 @@ class BatchWriter:
             return
         tuples = _product_tuples(rows)
         if self.postgres:
-            self._write("products", lambda conn: conn.exec_driver_sql(PG_PRODUCTS, tuples).rowcount)
+            self._write("products", lambda conn: _pg_upsert_products(conn, tuples))
         else:
             payload = _json.encode(tuples).decode()
             self._write(
-                "products", lambda conn: conn.exec_driver_sql(SQLITE_PRODUCTS, (payload,)).rowcount
+                "products",
+                lambda conn: _sqlite_merge_counted(
+                    conn, "product_catalog", SQLITE_PRODUCTS, payload
+                ),
             )
 
-    def _write(self, table: str, execute: Callable[[Connection], int]) -> None:
+    def _write(self, table: str, execute: Callable[[Connection], Counts]) -> None:
         with writer(self.engine) as conn:
-            changed = execute(conn)
+            inserted, changed = execute(conn)
             if changed:
                 # A revision number that moves with every change lets `train` see new data cheaply.
                 revision = int(get_meta(conn, f"{table}_revision") or 0) + 1
                 set_meta(conn, f"{table}_revision", str(revision))
-        self.changed[table] += max(changed, 0)
+        self.inserted[table] += inserted
+        self.changed[table] += changed
 
     def totals(self) -> dict[str, tuple[int, int]]:
-        """table -> (inserted, updated) since this writer was created."""
-        end = self.table_counts()
-        result = {}
-        for table in ("ratings", "products"):
-            inserted = end[table] - self.start_counts[table]
-            result[table] = (inserted, max(self.changed[table] - inserted, 0))
-        return result
+        """table -> (inserted, updated) by this writer's own batches."""
+        return {
+            table: (self.inserted[table], max(self.changed[table] - self.inserted[table], 0))
+            for table in ("ratings", "products")
+        }

@@ -117,7 +117,10 @@ def build_index(vectors: np.ndarray, kind: str, m: int, ef_construction: int) ->
 def hnsw_recall(
     index: Any, vectors: np.ndarray, ef_search: int, k: int = 10, sample: int = 1000
 ) -> float:
-    """Recall@k of the HNSW index against exact search, on sampled catalog vectors as queries."""
+    """Recall@k of the HNSW index against exact search, on sampled catalog vectors as queries.
+
+    FAISS pads a result list shorter than k with -1 (a catalog of fewer than k products): padding
+    is neither a hit nor a miss, so each query counts against its real neighbours only."""
     import faiss
 
     rng = np.random.default_rng(0)
@@ -127,8 +130,9 @@ def hnsw_recall(
     _, truth = exact.search(queries, k)
     index.hnsw.efSearch = ef_search
     _, found = index.search(queries, k)
-    hits = sum(len(set(t) & set(f)) for t, f in zip(truth, found, strict=True))
-    return round(hits / truth.size, 4)
+    hits = sum(len(set(t[t >= 0]) & set(f[f >= 0])) for t, f in zip(truth, found, strict=True))
+    expected = int((truth >= 0).sum())
+    return round(hits / expected, 4) if expected else 1.0
 
 
 def read_previous(folder: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:

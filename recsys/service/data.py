@@ -34,8 +34,15 @@ def ingest(
     kind: str | None = None,
     generic: GenericOptions | None = None,
     max_errors: int | None = None,
+    rating_range: tuple[float, float] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> IngestReport:
+    """Ingest `paths` in order (see ingest.pipeline.ingest_files).
+
+    `rating_range` (low, high): keep only ratings within it, in every format. Without it, Amazon
+    files keep ingest.rating_min..rating_max (their 1..5 stars) and generic logs any finite rating.
+    Raises InvalidInput (400) for a missing file or an unreadable head, IngestAborted past
+    max_errors."""
     for path in paths:
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file")
@@ -49,7 +56,8 @@ def ingest(
         max_errors=cfg.max_errors if max_errors is None else max_errors,
         max_line_bytes=cfg.max_line_bytes,
         max_reported_errors=cfg.max_reported_errors,
-        rating_range=(cfg.rating_min, cfg.rating_max),
+        rating_range=rating_range,
+        amazon_range=(cfg.rating_min, cfg.rating_max),
     )
     return ingest_files(engine_for(settings), paths, options, on_progress)
 
