@@ -62,7 +62,8 @@ def models_show_command(
     table.add_row("size", f"{info.size_bytes / 1e6:.1f} MB")
     for key, value in {**info.params, **info.counts}.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-    for model, metrics in (info.metrics.get("models") or {}).items():
+    models: dict[str, dict[str, object]] = info.metrics.get("models") or {}  # type: ignore[assignment]
+    for model, metrics in models.items():
         text = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         table.add_row(f"{model} @{info.metrics.get('k')}", text)
     out.print(table)

@@ -18,6 +18,7 @@ def progress_bar(enabled: bool, label: str, *, bytes_: bool = False) -> Iterator
         DownloadColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeRemainingColumn,
     )
@@ -25,7 +26,7 @@ def progress_bar(enabled: bool, label: str, *, bytes_: bool = False) -> Iterator
     amount = DownloadColumn() if bytes_ else MofNCompleteColumn()
     columns = (TextColumn("{task.description}"), BarColumn(), amount, TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(done: int, total: int, name: str = label) -> None:
             if name not in tasks:

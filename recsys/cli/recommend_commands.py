@@ -49,7 +49,7 @@ def _param_options(kind: ModelKind) -> list[inspect.Parameter]:
         flag = FLAG_NAMES.get((kind.name, f.name), "--" + f.name.replace("_", "-"))
         kind_type: Any = type(f.default)
         if f.metadata["choices"]:  # a vocabulary: typer shows and checks the choices (exit 2)
-            kind_type = Enum(
+            kind_type = Enum(  # type: ignore[misc,no-redef]  # built from the settings' choices
                 f"{kind.name}_{f.name}", {c: c for c in f.metadata["choices"]}, type=str
             )
         annotation = Annotated[
@@ -212,7 +212,7 @@ def _render_recommendations(result, as_json: bool) -> None:  # type: ignore[no-u
     table = Table(title=title, title_justify="left")
     explain = any(item.because for item in result.items)
     mixed = any(item.model != result.model for item in result.items)
-    columns = ("#", "item", "score", "title", "price", "category")
+    columns: tuple[str, ...] = ("#", "item", "score", "title", "price", "category")
     columns += ("model",) if mixed else ()
     columns += ("because",) if explain else ()
     for col in columns:

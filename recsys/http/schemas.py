@@ -8,7 +8,7 @@ inside a function and msgspec must see their annotations as objects.)
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
@@ -82,11 +82,12 @@ class Health(Struct):
 
 @dataclass(frozen=True)
 class RequestTypes:
-    similar: type[Struct]
-    user: type[Struct]
-    search: type[Struct]
-    model_similar: type[Struct]  # /recommendations/similar: the similar request + `model`
-    model_user: type[Struct]  # /recommendations/user: the user request + `model`
+    # Any: the classes are built per configuration, so a type checker cannot know their fields
+    similar: type[Any]
+    user: type[Any]
+    search: type[Any]
+    model_similar: type[Any]  # /recommendations/similar: the similar request + `model`
+    model_user: type[Any]  # /recommendations/user: the user request + `model`
 
 
 def request_types(settings: Settings) -> RequestTypes:

@@ -85,7 +85,7 @@ class ALSModel(Recommender):
             "factors": trial.suggest_int("factors", 16, 256, log=True),
             "regularization": trial.suggest_float("regularization", 1e-2, 1e3, log=True),
             "alpha": trial.suggest_float("alpha", 0.1, 100.0, log=True),
-            "iterations": trial.suggest_int("iterations", 5, 30),
+            "iterations": trial.suggest_int("iterations", 5, 50),
             "confidence": trial.suggest_categorical("confidence", list(CONFIDENCE_KINDS)),
         }
 
@@ -290,7 +290,7 @@ class ALSModel(Recommender):
         keep = found[0] >= 0
         picks, scores = rows[found[0][keep]], scores[0][keep]
         if skip:
-            fresh = ~np.isin(picks, exclude)
+            fresh = ~np.isin(picks, exclude)  # type: ignore[arg-type]  # skip > 0: not None
             picks, scores = picks[fresh], scores[fresh]
         if len(picks) < min(n, len(rows) - skip):
             return None  # the graph came back short: scan exactly instead

@@ -207,7 +207,7 @@ class Registry:
     def clean_leftovers(self, kind: str) -> list[str]:
         """Remove temporary folders/files of publishes that were killed (older than a minute or
         of a process that no longer runs)."""
-        removed = []
+        removed: list[str] = []
         folder = self.kind_dir(kind)
         if not folder.is_dir():
             return removed
