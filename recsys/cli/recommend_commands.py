@@ -293,17 +293,7 @@ def _render_evaluation(report) -> None:  # type: ignore[no-untyped-def]
         for _, label in columns:
             table.add_column(label, justify="right")
         for name, metrics in report.models.items():
-            cells = []
-            for field, _ in columns:
-                value = getattr(metrics, field)
-                text = (
-                    "-"
-                    if value is None
-                    else f"{value:.1f}"
-                    if field == "fit_seconds"
-                    else f"{value:.4f}"
-                )
-                cells.append(text)
+            cells = [_cell(field, getattr(metrics, field)) for field, _ in columns]
             table.add_row(name + (" *" if name == report.best else ""), *cells)
         out.print(table)
     out.print(
@@ -371,6 +361,14 @@ def tune_command(
         "the registry (models/tuning.json) and used by `recsys train`.",
         highlight=False,
     )
+
+
+def _cell(field: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if field == "fit_seconds":
+        return f"{value:.1f}"
+    return f"{value:.2g}" if field == "p_value" else f"{value:.4f}"
 
 
 def _short(value: Any) -> str:
