@@ -30,6 +30,7 @@ from recsys.config import Settings
 from recsys.http.schemas import ErrorBody, Health, Job, JobList, TrainRequest, request_types
 from recsys.http.state import ServerState
 from recsys.schemas import Recommendations, SearchResults, Status
+from recsys.service.filters import Filters
 
 VERSION_HEADER = "X-Model-Version"
 SECURITY_SCHEME = "ApiKey"
@@ -131,6 +132,11 @@ def _with_version(content: Any, version: str | None) -> Response[Any]:
     return Response(content, headers={VERSION_HEADER: version} if version else None)
 
 
+def _filters(data: Any) -> Filters:
+    """The filter fields of a similar or user request (InvalidInput (400) for a bad range)."""
+    return Filters.of(data.exclude, data.categories, data.price_min, data.price_max)
+
+
 def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHandler]:
     # Requests never re-check the registry themselves: with an infinite check interval the model
     # cache hands them the loaded version at once, and the refresher thread (state.py) alone
@@ -169,8 +175,9 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     ) -> Response[Recommendations]:
         data = strict(body, SimilarRequest)
         recs = service.similar_items(
-            served, data.item_id, n=data.n, category=data.category, model="als"
-        )
+            served, data.item_id, n=data.n, category=data.category, model="als",
+            filters=_filters(data),
+        )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
     @post(
@@ -200,6 +207,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         recs = service.recommend_user(
             served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
             items=data.item_ids, category=data.category, explain=data.explain, model="als",
+            filters=_filters(data),
         )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
@@ -222,8 +230,9 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     ) -> Response[Recommendations]:  # fmt: skip
         data = strict(body, ModelSimilarRequest)
         recs = service.similar_items(
-            served, data.item_id, n=data.n, category=data.category, model=data.model
-        )
+            served, data.item_id, n=data.n, category=data.category, model=data.model,
+            filters=_filters(data),
+        )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
     @post(
@@ -249,6 +258,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         recs = service.recommend_user(
             served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
             items=data.item_ids, category=data.category, explain=data.explain, model=data.model,
+            filters=_filters(data),
         )  # fmt: skip
         return _with_version(recs, recs.model_version)
 

@@ -108,10 +108,21 @@ def request_types(settings: Settings) -> RequestTypes:
         ),
     ]
 
+    ExcludeIds = Annotated[list[Id], Meta(max_length=1000, description="item ids never to return")]
+    Categories = Annotated[
+        list[Category],
+        Meta(max_length=50, description="only items of any of these categories (any case)"),
+    ]
+    Price = Annotated[float, Meta(ge=0, description="catalog price bound (inclusive)")]
+
     class SimilarRequest(Struct, forbid_unknown_fields=True):
         item_id: Id
         n: N = 10
         category: Category | None = None
+        exclude: ExcludeIds | None = None
+        categories: Categories | None = None
+        price_min: Price | None = None
+        price_max: Price | None = None
 
     class UserRequest(Struct, forbid_unknown_fields=True):
         user_id: Id
@@ -120,6 +131,10 @@ def request_types(settings: Settings) -> RequestTypes:
         item_ids: ItemIds | None = None
         category: Category | None = None
         explain: bool = False
+        exclude: ExcludeIds | None = None
+        categories: Categories | None = None
+        price_min: Price | None = None
+        price_max: Price | None = None
 
     class SearchRequest(Struct, forbid_unknown_fields=True):
         query: Query

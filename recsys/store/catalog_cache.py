@@ -66,3 +66,22 @@ def lookup(engine: Engine, item_ids: list[str]) -> tuple[dict[str, dict[str, Any
 def clear() -> None:
     with _lock:
         _snapshots.clear()
+
+
+def revision(engine: Engine) -> str | None:
+    """The catalog revision the snapshot of `engine` holds (None without a snapshot): caches
+    derived from the catalog (categories, prices per model) are rebuilt when it moves."""
+    snapshot = _snapshots.get(engine) if _snapshots else None
+    return None if snapshot is None else snapshot.revision
+
+
+def upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Put freshly written products into the snapshot of `engine` at once (POST /items), so the
+    next result line shows them before the refresher's next reload. One dict swap: readers see
+    the old or the new rows, never a mix within one lookup of an item."""
+    snapshot = _snapshots.get(engine) if _snapshots else None
+    if snapshot is None or snapshot.revision is None:
+        return
+    fresh = dict(snapshot.rows)
+    fresh.update((row["item_id"], {f: row.get(f) for f in FIELDS}) for row in rows)
+    snapshot.rows = fresh

@@ -1,0 +1,147 @@
+"""Filters a client puts on every recommendation: items to leave out, categories (any of several)
+and a price range. They compose with the single `category` and `include_seen` of the callers.
+
+A filter becomes one boolean mask over a model's items, applied before the top-n cut, so n
+results still come back whenever n items pass. The price of every model item is read from the
+catalog once per loaded model and catalog revision (cached on the model, like its categories).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from recsys.config import Settings
+from recsys.errors import InvalidInput
+from recsys.models.interactions import lookup_many
+from recsys.service.categories import category_mask, item_categories
+from recsys.service.data import engine_for
+from recsys.store import catalog_cache
+from recsys.store.tables import product_catalog
+
+
+@dataclass(frozen=True)
+class Filters:
+    """exclude: item ids never to return; categories: keep items of any of them (case-insensitive);
+    price_min / price_max: keep items whose catalog price lies in the range (an item without a
+    price fails a price filter)."""
+
+    exclude: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        exclude: list[str] | None = None,
+        categories: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+    ) -> Filters:
+        """Checked filters; InvalidInput (400) naming price_min / price_max when the range is not
+        two finite numbers >= 0 with price_min <= price_max."""
+        for name, value in (("price_min", price_min), ("price_max", price_max)):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise InvalidInput(f"{name} must be a finite number >= 0, got {value}")
+        if price_min is not None and price_max is not None and price_min > price_max:
+            raise InvalidInput(f"price_min ({price_min:g}) is above price_max ({price_max:g})")
+        cats = tuple(dict.fromkeys(c.strip() for c in categories or [] if c.strip()))
+        return cls(tuple(dict.fromkeys(exclude or [])), cats, price_min, price_max)
+
+    @property
+    def priced(self) -> bool:
+        return self.price_min is not None or self.price_max is not None
+
+    def __bool__(self) -> bool:
+        return bool(self.exclude or self.categories or self.priced)
+
+
+NONE = Filters()
+
+
+def filter_mask(
+    settings: Settings, model: Any, category: str | None, filters: Filters
+) -> tuple[np.ndarray | None, str | None, list[str]]:
+    """(mask over the model's items that pass `category` and `filters`, None when nothing
+    filters; a note when no item can pass (an unknown category), notes on names ignored)."""
+    notes: list[str] = []
+    mask, empty = category_mask(settings, model, category)
+    if empty:
+        return mask, empty, notes
+    if filters.categories:
+        any_of = np.zeros(model.n_items, dtype=bool)
+        unknown = []
+        for name in filters.categories:
+            one, missing = category_mask(settings, model, name)
+            if missing:
+                unknown.append(missing)
+            else:
+                any_of |= one  # type: ignore[arg-type]  # a known category has a mask
+        if len(unknown) == len(filters.categories):
+            return any_of, "; ".join(unknown), notes
+        notes += unknown
+        mask = any_of if mask is None else mask & any_of
+    if filters.priced:
+        prices = model_prices(settings, model)
+        low = -np.inf if filters.price_min is None else filters.price_min
+        high = np.inf if filters.price_max is None else filters.price_max
+        with np.errstate(invalid="ignore"):  # NaN (no price) compares False: filtered out
+            in_range = (prices >= low) & (prices <= high)
+        mask = in_range if mask is None else mask & in_range
+    if filters.exclude:
+        found = [i for i in lookup_many(model.item_ids, list(filters.exclude)) if i is not None]
+        if found:
+            mask = np.ones(model.n_items, dtype=bool) if mask is None else mask.copy()
+            mask[found] = False
+    return mask, None, notes
+
+
+def model_prices(settings: Settings, model: Any) -> np.ndarray:
+    """float64 catalog price of every model item (NaN without one), cached on the model per
+    catalog revision of the server's snapshot (the CLI reads it once per run)."""
+    engine = engine_for(settings)
+    revision = catalog_cache.revision(engine)
+    cached = model.extras.get("prices")
+    if cached is not None and cached[0] == revision:
+        return cached[1]  # type: ignore[no-any-return]
+    p = product_catalog.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(p.item_id, p.price).where(p.price.is_not(None))).all()
+    prices = np.full(model.n_items, np.nan)
+    for idx, (_, price) in zip(
+        lookup_many(model.item_ids, [r[0] for r in rows]), rows, strict=True
+    ):
+        if idx is not None:
+            prices[idx] = price
+    model.extras["prices"] = (revision, prices)  # one reference assignment: thread-safe
+    return prices
+
+
+def passing_ids(
+    settings: Settings, item_ids: list[str], category: str | None, filters: Filters
+) -> set[str]:
+    """The ids among `item_ids` (any catalog item, rated or not: the semantic fallback's
+    candidates) that pass `category` and `filters`, by one catalog query."""
+    if not item_ids:
+        return set()
+    wanted = {c.lower() for c in filters.categories}
+    keep = [i for i in item_ids if i not in set(filters.exclude)]
+    if category or wanted:
+        cats = item_categories(settings, keep)
+        if category:
+            keep = [i for i in keep if category.strip().lower() in cats.get(i, set())]
+        if wanted:
+            keep = [i for i in keep if wanted & cats.get(i, set())]
+    if filters.priced and keep:
+        p = product_catalog.c
+        with engine_for(settings).connect() as conn:
+            prices = dict(conn.execute(select(p.item_id, p.price).where(p.item_id.in_(keep))).all())
+        low = filters.price_min if filters.price_min is not None else -math.inf
+        high = filters.price_max if filters.price_max is not None else math.inf
+        keep = [i for i in keep if prices.get(i) is not None and low <= prices[i] <= high]
+    return set(keep)
