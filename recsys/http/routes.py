@@ -29,7 +29,7 @@ from recsys import service
 from recsys.config import Settings
 from recsys.http.schemas import ErrorBody, Health, Job, JobList, TrainRequest, request_types
 from recsys.http.state import ServerState
-from recsys.schemas import Recommendations, SearchResults, Status
+from recsys.schemas import Recommendations, SearchResults, Status, WriteReport
 from recsys.service.filters import Filters
 
 VERSION_HEADER = "X-Model-Version"
@@ -146,6 +146,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     types = request_types(settings)
     SimilarRequest, UserRequest, SearchRequest = types.similar, types.user, types.search
     ModelSimilarRequest, ModelUserRequest = types.model_similar, types.model_user
+    FeedbackRequest, ItemsRequest = types.feedback, types.items
     # OpenAPI security declarations mirror the guard in auth.py.
     keyed = [{SECURITY_SCHEME: []}] if settings.server.api_key else None
     default = keyed if settings.server.protect_all else None
@@ -289,6 +290,51 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         )
         return _with_version(results, results.model_version)
 
+    @post(
+        "/feedback", status_code=200, sync_to_thread=True, tags=["writes"], opt={"auth": "always"}, security=keyed,
+        summary="Record feedback events; the next recommendation for the user reflects them",
+        responses={
+            **_ok(WriteReport, "events written; errors lists each bad event with its index",
+                  {"accepted": 1, "inserted": 1, "updated": 0, "errors": [
+                      {"index": 1, "code": "missing_item_id", "message": "missing item id",
+                       "field": "item_id"}]}),
+            **_errors(400, 401, 413, 503),
+        },
+    )  # fmt: skip
+    def feedback(
+        data: Annotated[
+            FeedbackRequest,  # type: ignore[valid-type]
+            Body(examples=[Example(id="purchase", summary="a purchase and a rating",
+                                   value={"events": [{"user_id": "u1", "item_id": "B0000XYZ"},
+                                                     {"user_id": "u1", "item_id": "B07XJ8C8F5",
+                                                      "rating": 4, "timestamp": 1764400000}]})]),
+        ],
+        body: RawBody,
+    ) -> WriteReport:  # fmt: skip
+        data = strict(body, FeedbackRequest)
+        return service.record_feedback(settings, data.events)
+
+    @post(
+        "/items", status_code=200, sync_to_thread=True, tags=["writes"], opt={"auth": "always"}, security=keyed,
+        summary="Insert or replace products; keyword search and result lines show them at once",
+        responses={
+            **_ok(WriteReport, "items written; errors lists each bad item with its index",
+                  {"accepted": 1, "inserted": 1, "updated": 0, "errors": []}),
+            **_errors(400, 401, 413, 503),
+        },
+    )  # fmt: skip
+    def items(
+        data: Annotated[
+            ItemsRequest,  # type: ignore[valid-type]
+            Body(examples=[Example(id="new_product", summary="a new product",
+                                   value={"items": [{"item_id": "B0NEW00001", "title": "Trail running shoes",
+                                                     "main_category": "Sports & Outdoors", "price": 89.0}]})]),
+        ],
+        body: RawBody,
+    ) -> WriteReport:  # fmt: skip
+        data = strict(body, ItemsRequest)
+        return service.upsert_items(settings, data.items)
+
     @get(
         "/status", sync_to_thread=True, tags=["operations"], security=default,
         summary="Store counts and each model kind's live version, size and age",
@@ -371,5 +417,5 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
             models=state.live_versions(), jobs=state.jobs.state_counts(), ready=state.ready
         )
 
-    return [similar, user, model_similar, model_user, search, status, training_options, start_training, list_training, get_training, live,
+    return [similar, user, model_similar, model_user, search, feedback, items, status, training_options, start_training, list_training, get_training, live,
             ready, metrics]  # fmt: skip

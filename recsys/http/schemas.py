@@ -88,6 +88,8 @@ class RequestTypes:
     search: type[Any]
     model_similar: type[Any]  # /recommendations/similar: the similar request + `model`
     model_user: type[Any]  # /recommendations/user: the user request + `model`
+    feedback: type[Any]  # POST /feedback
+    items: type[Any]  # POST /items
 
 
 def request_types(settings: Settings) -> RequestTypes:
@@ -148,10 +150,38 @@ def request_types(settings: Settings) -> RequestTypes:
     class ModelUserRequest(UserRequest, forbid_unknown_fields=True):
         model: RecommenderModel | None = None
 
-    classes = (SimilarRequest, UserRequest, SearchRequest, ModelSimilarRequest, ModelUserRequest)
+    most = settings.feedback.max_events
+
+    class FeedbackRequest(Struct, forbid_unknown_fields=True):
+        # Each event is checked by the service, one error per bad event with its index (the good
+        # ones are kept), so the schema describes them without rejecting the whole call.
+        events: Annotated[
+            list[Any],
+            Meta(
+                min_length=1, max_length=most,
+                description=f"1..{most} events {{user_id, item_id, rating?, timestamp?}}: rating "
+                "a finite number (default feedback.default_rating), timestamp UTC seconds or "
+                "ISO 8601 (default now)",
+            ),
+        ]  # fmt: skip
+
+    class ItemsRequest(Struct, forbid_unknown_fields=True):
+        items: Annotated[
+            list[Any],
+            Meta(
+                min_length=1, max_length=most,
+                description=f"1..{most} products {{item_id, title?, main_category?, store?, "
+                "price?, average_rating?, rating_count?, image_url?, features?, description?, "
+                "categories?, details?, images?}}, each replacing the item's catalog fields",
+            ),
+        ]  # fmt: skip
+
+    classes = (SimilarRequest, UserRequest, SearchRequest, ModelSimilarRequest, ModelUserRequest,
+               FeedbackRequest, ItemsRequest)  # fmt: skip
     for cls in classes:
         cls.__qualname__ = cls.__name__  # the OpenAPI component name, without "request_types."
     return RequestTypes(
         similar=SimilarRequest, user=UserRequest, search=SearchRequest,
         model_similar=ModelSimilarRequest, model_user=ModelUserRequest,
+        feedback=FeedbackRequest, items=ItemsRequest,
     )  # fmt: skip
