@@ -314,9 +314,16 @@ def items_command(
 
 
 def _render_write(report, table: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Counts and one line per bad event; exit 1 when not one was written."""
     if as_json:
         print_json(report)
-        return
+    else:
+        _print_write(report, table)
+    if not report.accepted:  # nothing written: a script must notice
+        raise typer.Exit(1)
+
+
+def _print_write(report, table: str) -> None:  # type: ignore[no-untyped-def]
     out.print(
         f"{table}: {report.inserted:,} inserted, {report.updated:,} updated "
         f"({report.accepted:,} accepted)",

@@ -156,7 +156,7 @@ def request_types(settings: Settings) -> RequestTypes:
         # Each event is checked by the service, one error per bad event with its index (the good
         # ones are kept), so the schema describes them without rejecting the whole call.
         events: Annotated[
-            list[Any],
+            list[dict[str, Any]],
             Meta(
                 min_length=1, max_length=most,
                 description=f"1..{most} events {{user_id, item_id, rating?, timestamp?}}: rating "
@@ -167,7 +167,7 @@ def request_types(settings: Settings) -> RequestTypes:
 
     class ItemsRequest(Struct, forbid_unknown_fields=True):
         items: Annotated[
-            list[Any],
+            list[dict[str, Any]],
             Meta(
                 min_length=1, max_length=most,
                 description=f"1..{most} products {{item_id, title?, main_category?, store?, "

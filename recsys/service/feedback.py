@@ -10,6 +10,7 @@ computed from the user's ratings in the store at request time (service.recommend
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -37,8 +38,9 @@ def record_feedback(settings: Settings, events: list[Any]) -> WriteReport:
     """Write feedback events `{user_id, item_id, rating?, timestamp?}` (rating: any finite
     number, default feedback.default_rating; timestamp: UTC seconds or ISO 8601, default now).
 
-    Raises InvalidInput (400) when there are more than feedback.max_events events, or when not
-    one of them is valid (the message names the first bad event's index and field)."""
+    A call whose events are all bad writes nothing and says why for each (still a 200 over HTTP:
+    the request itself was well formed). Raises InvalidInput (400) for no events or more than
+    feedback.max_events."""
     _check_count(settings, events, "events")
     now = int(time.time())
     rows: list[RatingRow] = []
@@ -48,8 +50,6 @@ def record_feedback(settings: Settings, events: list[Any]) -> WriteReport:
             rows.append(_event_row(event, settings.feedback.default_rating, now))
         except BadLine as bad:
             errors.append(_error(index, bad))
-    if not rows and errors:
-        raise InvalidInput(_all_bad("events", errors))
     writer = BatchWriter(engine_for(settings))
     writer.write_ratings(rows)
     inserted, updated = writer.totals()["ratings"]
@@ -62,8 +62,8 @@ def upsert_items(settings: Settings, items: list[Any]) -> WriteReport:
     (the full-text index follows the table), and so do result lines (the server's catalog
     snapshot is updated in place).
 
-    Raises InvalidInput (400) when there are more than feedback.max_events items, or when not
-    one of them is valid."""
+    Raises InvalidInput (400) for no items or more than feedback.max_events (bad items are
+    reported one by one, like bad events)."""
     _check_count(settings, items, "items")
     rows: list[dict[str, Any]] = []
     errors: list[WriteError] = []
@@ -72,8 +72,6 @@ def upsert_items(settings: Settings, items: list[Any]) -> WriteReport:
             rows.append(_product(item))
         except BadLine as bad:
             errors.append(_error(index, bad))
-    if not rows and errors:
-        raise InvalidInput(_all_bad("items", errors))
     engine = engine_for(settings)
     writer = BatchWriter(engine)
     writer.write_products(rows)
@@ -142,11 +140,15 @@ def _product(item: Any) -> dict[str, Any]:
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise BadLine(f"wrong_type:{name}", f"{name} is a number")
-            if not 0 <= value < float("inf"):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
+            if not (math.isfinite(number) and number >= 0):
                 raise BadLine(
-                    f"out_of_range:{name}", f"{name} {value!r} is not a finite number >= 0"
+                    f"out_of_range:{name}", f"{name} {value!r:.40} is not a finite number >= 0"
                 )
-            fields[name] = float(value)
+            fields[name] = number
     count = fields.get("rating_count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
         raise BadLine("wrong_type:rating_count", "rating_count is an integer")
@@ -161,9 +163,3 @@ def _error(index: int, bad: BadLine) -> WriteError:
         field = {"invalid_rating": "rating", "invalid_timestamp": "timestamp"}.get(code, "")
     message = bad.detail or bad.reason.replace("_", " ")
     return WriteError(index, bad.reason, message, field or None)
-
-
-def _all_bad(name: str, errors: list[WriteError]) -> str:
-    first = errors[0]
-    where = f" ({first.field})" if first.field else ""
-    return f"{name}: none is valid; {name}[{first.index}]{where}: {first.message}"
