@@ -195,3 +195,18 @@ def test_a_bad_price_range_is_a_clear_error(taste_home):
     result = cli("recommend", "user", "u003", "--price-min", "9", "--price-max", "3", expect=1)
     assert "price_min (9) is above price_max (3)" in result.output
     result = cli("recommend", "item", "i04", "--price-min", "-1", expect=2)
+
+
+def test_live_history_on_every_backend(tmp_path, db_url):
+    """The same answers with the store in PostgreSQL: the live history query runs there."""
+    for name, text in (("ratings.csv", SHOP), ("later.csv", "user,item,rating\nu1,C,5\n")):
+        (tmp_path / name).write_text(text)
+    cli("--db", db_url, "ingest", tmp_path / "ratings.csv", "-q")
+    cli("--db", db_url, "train", "als", "-q")
+    cli("--db", db_url, "ingest", tmp_path / "later.csv", "-q")
+    cli("--db", db_url, "feedback", "newbie", "A", "B")
+    known = cli("--db", db_url, "recommend", "user", "u1", "-n", "2", "--json")
+    assert "C" not in ids(known) and "1 rating newer than model" in known["message"]
+    stranger = cli("--db", db_url, "recommend", "user", "newbie", "-n", "2", "--json")
+    assert not {"A", "B"} & set(ids(stranger))
+    assert "folded in from their 2 stored ratings" in stranger["message"]
