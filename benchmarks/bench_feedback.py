@@ -180,21 +180,36 @@ def reads(url: str, path: str, users: list[str], seconds: float) -> tuple[list[f
 
 
 def paced_writer(
-    url: str, events: list[dict], rate: float, stop: threading.Event, out: dict
+    url: str, events: list[dict], rate: float, stop: threading.Event, out: dict, threads: int = 4
 ) -> None:
-    """Single events at `rate` per second (open loop: a slow call does not lower the rate)."""
-    sent = failed = 0
-    started = time.perf_counter()
-    with httpx.Client(base_url=url, timeout=30) as client:
-        while not stop.is_set():
-            due = started + sent / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            r = client.post("/feedback", json={"events": [events[sent % len(events)]]})
-            failed += r.status_code != 200
-            sent += 1
-    out.update(sent=sent, failed=failed, seconds=time.perf_counter() - started)
+    """Single events at `rate` per second in total, from `threads` connections (open loop: each
+    keeps its own schedule, so one slow call does not lower the rate)."""
+    counts = [[0, 0] for _ in range(threads)]  # sent, failed per thread
+
+    def one(index: int) -> None:
+        each = rate / threads
+        started = time.perf_counter() + index / rate  # staggered
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                delay = started + counts[index][0] / each - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                event = events[(counts[index][0] * threads + index) % len(events)]
+                r = client.post("/feedback", json={"events": [event]})
+                counts[index][1] += r.status_code != 200
+                counts[index][0] += 1
+
+    began = time.perf_counter()
+    workers = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.update(
+        sent=sum(c[0] for c in counts),
+        failed=sum(c[1] for c in counts),
+        seconds=time.perf_counter() - began,
+    )
 
 
 def next_answer_reflects(url: str, users: list[str], calls: int = 20) -> str:
