@@ -210,3 +210,16 @@ def test_live_history_on_every_backend(tmp_path, db_url):
     stranger = cli("--db", db_url, "recommend", "user", "newbie", "-n", "2", "--json")
     assert not {"A", "B"} & set(ids(stranger))
     assert "folded in from their 2 stored ratings" in stranger["message"]
+
+
+def test_lookup_array_agrees_with_lookup():
+    import numpy as np
+
+    from recsys.models.interactions import lookup, lookup_array
+
+    ids = np.array(sorted(s.encode() for s in ["A", "B2", "Ωmega", "zz", "i01"]))
+    keys = ["A", "Ωmega", "zz", "zzz", "", "B", "B2", "i0", "x" * 50, "\udc80"]
+    assert lookup_array(ids, keys).tolist() == [
+        -1 if lookup(ids, k) is None else lookup(ids, k) for k in keys
+    ]
+    assert lookup_array(ids, []).tolist() == []

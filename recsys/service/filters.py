@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from recsys.config import Settings
 from recsys.errors import InvalidInput
-from recsys.models.interactions import lookup_many
+from recsys.models.interactions import lookup_array
 from recsys.service.categories import category_mask, item_categories
 from recsys.service.data import engine_for
 from recsys.store import catalog_cache
@@ -94,8 +94,9 @@ def filter_mask(
             in_range = (prices >= low) & (prices <= high)
         mask = in_range if mask is None else mask & in_range
     if filters.exclude:
-        found = [i for i in lookup_many(model.item_ids, list(filters.exclude)) if i is not None]
-        if found:
+        found = lookup_array(model.item_ids, list(filters.exclude))
+        found = found[found >= 0]  # ids the model does not know can never be a result anyway
+        if len(found):
             mask = np.ones(model.n_items, dtype=bool) if mask is None else mask.copy()
             mask[found] = False
     return mask, None, notes
@@ -113,11 +114,9 @@ def model_prices(settings: Settings, model: Any) -> np.ndarray:
     with engine.connect() as conn:
         rows = conn.execute(select(p.item_id, p.price).where(p.price.is_not(None))).all()
     prices = np.full(model.n_items, np.nan)
-    for idx, (_, price) in zip(
-        lookup_many(model.item_ids, [r[0] for r in rows]), rows, strict=True
-    ):
-        if idx is not None:
-            prices[idx] = price
+    found = lookup_array(model.item_ids, [r[0] for r in rows])
+    known = found >= 0
+    prices[found[known]] = np.array([r[1] for r in rows], dtype=np.float64)[known]
     model.extras["prices"] = (revision, prices)  # one reference assignment: thread-safe
     return prices
 
@@ -130,7 +129,8 @@ def passing_ids(
     if not item_ids:
         return set()
     wanted = {c.lower() for c in filters.categories}
-    keep = [i for i in item_ids if i not in set(filters.exclude)]
+    excluded = set(filters.exclude)
+    keep = [i for i in item_ids if i not in excluded]
     if category or wanted:
         cats = item_categories(settings, keep)
         if category:
