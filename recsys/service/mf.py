@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from recsys.config import Settings
-from recsys.errors import Conflict, InvalidInput, NotFound, RecsysError
+from recsys.errors import Conflict, InvalidInput, NotFound
 from recsys.models.interactions import (
     Interactions,
     confidence,
@@ -130,9 +130,8 @@ def train_mf(
 def _up_to_date(
     registry: Registry, fingerprint: str, params: ALSParams, evaluate: bool
 ) -> TrainResult | None:
-    try:
-        manifest = registry.manifest(KIND)
-    except RecsysError:
+    manifest = registry.verified_current(KIND)
+    if manifest is None:
         return None  # nothing published, or a damaged current version: train
     same = (
         manifest.get("data_fingerprint") == fingerprint

@@ -54,8 +54,8 @@ def train_ss(
     registry = Registry(settings.models_dir)
     fingerprint = _fingerprint(settings)
     current = registry.current("ss")
-    if current and not force:
-        manifest = registry.manifest("ss")
+    manifest = None if force else registry.verified_current("ss")  # damaged: retrain
+    if manifest is not None:
         same_params = {k: manifest["params"].get(k) for k in params} == params
         if manifest.get("fingerprint") == fingerprint and same_params:
             return TrainResult(
