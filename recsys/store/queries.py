@@ -65,7 +65,7 @@ def iso_time(epoch: float) -> str:
 def products_by_id(engine: Engine, item_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Catalog fields for many items: from the server's in-memory snapshot when there is one,
     the rest in one query."""
-    found, missing = catalog_cache.lookup(engine, item_ids)
+    found, missing, absent = catalog_cache.lookup(engine, item_ids)
     if not missing:
         return found
     p = product_catalog.c
@@ -73,6 +73,7 @@ def products_by_id(engine: Engine, item_ids: list[str]) -> dict[str, dict[str, A
     with engine.connect() as conn:
         rows = conn.execute(select(*cols).where(p.item_id.in_(missing))).mappings().all()
     found.update((row["item_id"], dict(row)) for row in rows)
+    catalog_cache.remember_missing(absent, [i for i in missing if i not in found])
     return found
 
 
