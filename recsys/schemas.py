@@ -105,6 +105,7 @@ class SearchResults(msgspec.Struct):
     mode: str
     model_version: str | None
     hits: list[ScoredItem]
+    message: str | None = None  # why there are no hits, when a filter explains it
 
 
 class RankingMetrics(msgspec.Struct):

@@ -13,6 +13,11 @@ from typing import Annotated, Literal
 from msgspec import Meta, Struct
 
 from recsys.config import Settings
+from recsys.service.search import QUERY_WHITESPACE
+
+# "some character that is not whitespace", spelled out so that JSON Schema's ECMA-262 regexes and
+# Python's re agree (their \S differ: Python counts U+001C..U+001F as whitespace, ECMA does not)
+QUERY_PATTERN = "[^" + QUERY_WHITESPACE.encode("unicode_escape").decode() + "]"
 
 ModelType = Literal["mf", "ss"]
 SearchMode = Literal["semantic", "keyword", "hybrid"]
@@ -87,8 +92,8 @@ def request_types(settings: Settings) -> RequestTypes:
     Query = Annotated[
         str,
         Meta(
-            min_length=1, max_length=settings.search.max_query_chars, pattern=r"\S",
-            description="free text (not only whitespace)",
+            min_length=1, max_length=settings.search.max_query_chars, pattern=QUERY_PATTERN,
+            description="free text (not only whitespace: space, tab, CR, LF, FF, VT)",
         ),
     ]  # fmt: skip
     ItemIds = Annotated[

@@ -202,7 +202,7 @@ def similar_items(
         strategy="als",
         model_version=model.version,
         items=_scored(settings, model, picks, scores),
-        message=_short_message(len(picks), n, category),
+        message=_short_message(len(picks), n, category, model),
     )
 
 
@@ -235,6 +235,8 @@ def recommend_user(
     if not len(seen_items):  # unknown user, nothing to fold in
         picks, scores = model.top_popular(n, allowed=allowed)
         notes.insert(0, f"user {user_id!r} is not in model {model.version}: most popular items")
+        if short := _short_message(len(picks), n, category, model):
+            notes.append(short)
         return Recommendations(
             kind="user", query=user_id, strategy="popular", model_version=model.version,
             items=_scored(settings, model, picks, scores), message="; ".join(notes) or None,
@@ -245,7 +247,7 @@ def recommend_user(
     exclude = None if include_seen else seen_items
     picks, scores = model.recommend(vector, n, exclude, allowed)
     because = model.explain(system, seen_items, seen_conf, picks) if explain else None
-    short = _short_message(len(picks), n, category)
+    short = _short_message(len(picks), n, category, model)
     if short:
         notes.append(short)
     return Recommendations(
@@ -282,10 +284,22 @@ def _check_n(n: int) -> None:
         raise InvalidInput(f"n must be between 1 and {MAX_N}, got {n}")
 
 
-def _short_message(found: int, n: int, category: str | None) -> str | None:
+def _short_message(found: int, n: int, category: str | None, model: MFModel) -> str | None:
     if found < n and category:
+        if not found:
+            return _unknown_category(model, category)
         return f"only {found} items in category {category!r} qualify"
     return None
+
+
+def _unknown_category(model: MFModel, category: str) -> str:
+    """Why a category filter left nothing: no rated item has it (with a did-you-mean hint)."""
+    names = (model.extras.get("categories") or ([], None))[0]
+    if category.strip().lower() in (name.lower() for name in names):
+        return f"no item in category {category!r} qualifies"
+    close = difflib.get_close_matches(category, names, n=3)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"no rated item has main category {category!r}{hint}"
 
 
 def _unrated_item(settings: Settings, model: MFModel, item_id: str) -> Recommendations:
@@ -329,10 +343,8 @@ def _category_mask(settings: Settings, model: MFModel, category: str | None) -> 
     names, codes = model.extras.get("categories") or _load_categories(settings, model)
     wanted = category.strip().lower()
     lowered = [name.lower() for name in names]
-    if wanted not in lowered:
-        close = difflib.get_close_matches(category, names, n=3)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise InvalidInput(f"no rated item has main category {category!r}{hint}")
+    if wanted not in lowered:  # schema-valid, so not a 400: no item qualifies (message says why)
+        return np.zeros(model.n_items, dtype=bool)
     wanted_codes = [i for i, name in enumerate(lowered) if name == wanted]
     return np.isin(codes, wanted_codes)
 
