@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from test_mf import ingest_taste_groups
 from test_registry import build_with
 
 from recsys.models.registry import Registry
 
 from helpers import cli
+from test_mf import ingest_taste_groups
 
 cli_app = importlib.import_module("recsys.cli.app")
 

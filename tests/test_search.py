@@ -162,4 +162,7 @@ def test_train_ss_rebuilds_a_damaged_live_index(trained_home):
     assert "checksum" in cli("--home", trained_home, "search", "yoga", expect=1).output
     result = cli("--home", trained_home, "train", "ss", "--json")
     assert not result["skipped"] and result["version"] != version
-    assert cli("--home", trained_home, "search", "yoga", "--json")["model_version"] == result["version"]
+    assert (
+        cli("--home", trained_home, "search", "yoga", "--json")["model_version"]
+        == result["version"]
+    )

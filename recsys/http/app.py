@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from recsys import __version__
 from recsys.config import Settings
@@ -17,7 +18,13 @@ from recsys.errors import RecsysError
 from recsys.http import access_log
 from recsys.http.auth import HEADER as API_KEY_HEADER
 from recsys.http.auth import api_key_guard
-from recsys.http.errors import handle_http_exception, handle_internal_error, handle_recsys_error
+from recsys.http.errors import (
+    handle_http_exception,
+    handle_internal_error,
+    handle_recsys_error,
+    handle_recursion_error,
+    handle_store_error,
+)
 from recsys.http.routes import SECURITY_SCHEME, VERSION_HEADER, build_handlers
 from recsys.http.settings_io import settings_from_env
 from recsys.http.state import ServerState
@@ -64,6 +71,9 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={
             RecsysError: handle_recsys_error,
             HTTPException: handle_http_exception,
+            RecursionError: handle_recursion_error,
+            OperationalError: handle_store_error,
+            InterfaceError: handle_store_error,
             Exception: handle_internal_error,
         },
         guards=[guard] if guard else None,

@@ -235,7 +235,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         responses=_errors(401, 503),
     )  # fmt: skip
     def status() -> Status:
-        return service.status(settings)
+        return state.status()
 
     # Litestar's automatic OPTIONS handler only lists the first handler's method when two handlers
     # share a path (GET and POST /training): answer OPTIONS here with the true Allow header.

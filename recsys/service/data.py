@@ -54,7 +54,9 @@ def ingest(
     return ingest_files(engine_for(settings), paths, options, on_progress)
 
 
-def status(settings: Settings) -> Status:
+def status(settings: Settings, *, fresh: bool = True) -> Status:
+    """Store counts and each kind's current model. `fresh=False` (the server) never waits for a
+    recount while an ingest runs: the last counts, marked stale (see store/counts.py)."""
     from recsys.models.registry import KINDS
     from recsys.service.models import model_info
 
@@ -64,4 +66,4 @@ def status(settings: Settings) -> Status:
             models[kind] = model_info(settings, kind)
         except RecsysError:  # a damaged registry must not break `status`
             models[kind] = None
-    return Status(store=store_status(engine_for(settings)), models=models)
+    return Status(store=store_status(engine_for(settings), fresh=fresh), models=models)
