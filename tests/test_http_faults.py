@@ -113,14 +113,14 @@ def test_a_query_of_characters_json_schema_calls_text_is_accepted(home, query): 
 
 # ---- refused-model-version-invisible ----------------------------------------------------
 def test_a_refused_version_is_reported_in_ready_status_and_once_in_the_log(tmp_path, caplog):
-    home = build_home(tmp_path)
-    settings = make_settings(home)
+    trained = build_home(tmp_path)
+    settings = make_settings(trained)
     registry = Registry(settings.models_dir)
     old = registry.current("mf")
     new = service.train_mf(settings, force=True).version
     registry.rollback("mf", old)
     service.models.clear()
-    with client_for(home) as client:
+    with client_for(trained) as client:
         item = some_item(client)
         wait_until(lambda: client.get("/health/ready").status_code == 200, "ready")
         (registry.kind_dir("mf") / new / "item_factors.npy").write_bytes(b"damaged")
@@ -149,10 +149,10 @@ def test_a_refused_version_is_reported_in_ready_status_and_once_in_the_log(tmp_p
 
 # ---- registry-bad-current-blocks-reload -------------------------------------------------
 def test_a_bad_current_pointer_of_one_kind_does_not_stop_the_others(tmp_path, caplog):
-    home = build_home(tmp_path)
-    settings = make_settings(home)
+    trained = build_home(tmp_path)
+    settings = make_settings(trained)
     registry = Registry(settings.models_dir)
-    with client_for(home) as client:
+    with client_for(trained) as client:
         item = some_item(client)
         wait_until(lambda: client.get("/health/ready").status_code == 200, "ready")
         (registry.kind_dir("ss")).mkdir(parents=True, exist_ok=True)
