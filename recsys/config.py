@@ -245,7 +245,18 @@ def load_settings(
         if value is not None:
             _assign(settings, sources, dotted, value, "flag")
     settings.sources = sources
+    _check_home(settings)
     return settings
+
+
+def _check_home(settings: Settings) -> None:
+    """The data home must be a directory (or not exist yet): a regular file there would end in
+    an OSError deep inside the first command that writes."""
+    home = settings.home
+    if home.exists() and not home.is_dir():
+        origin = settings.sources.get("paths.home", "default")
+        named = {"flag": "--home", "env RECSYS_HOME": "RECSYS_HOME"}.get(origin, origin)
+        raise ConfigError(f"data home {home} is not a directory (set by {named})")
 
 
 def _env_to_key(name: str) -> str | None:

@@ -19,7 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from recsys.errors import IntegrityError, InvalidInput, NotFound, NotTrained, RecsysError
+from recsys.errors import (
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    NotTrained,
+    RecsysError,
+    disk_full,
+)
 
 KINDS = ("mf", "ss")
 VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
@@ -170,8 +177,11 @@ class Registry:
                     with open(tmp / MANIFEST, "rb") as f:
                         os.fsync(f.fileno())
             _fsync_dir(folder)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            full = disk_full(exc, tmp) if isinstance(exc, Exception) else None
+            if full is not None:  # numpy's OSError does not name the file: name the folder
+                raise full from exc
             raise
         self._point(kind, version)
         return manifest

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from recsys.config import Settings
-from recsys.errors import InvalidInput, RecsysError
+from recsys.errors import DiskFull, InvalidInput, RecsysError, disk_full
 from recsys.ingest.generic import GenericOptions
 from recsys.ingest.pipeline import IngestOptions, ProgressFn, ingest_files
 from recsys.schemas import IngestReport, ModelInfo, Status
-from recsys.store.engine import open_store
+from recsys.store.engine import open_store, release_wal
 from recsys.store.queries import store_status
 
 
@@ -39,6 +40,8 @@ def ingest(
     for path in paths:
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file")
+    if generic is not None:
+        check_encoding(generic.encoding)
     cfg = settings.ingest
     options = IngestOptions(
         fmt=fmt,
@@ -51,7 +54,26 @@ def ingest(
         max_reported_errors=cfg.max_reported_errors,
         rating_range=(cfg.rating_min, cfg.rating_max),
     )
-    return ingest_files(engine_for(settings), paths, options, on_progress)
+    engine = engine_for(settings)
+    try:
+        return ingest_files(engine, paths, options, on_progress)
+    except Exception as exc:
+        full = disk_full(exc, engine.url.database or engine.url.render_as_string(True))
+        if full is None:
+            raise
+        release_wal(engine)
+        raise DiskFull(
+            f"{full}: ingest stopped; batches committed before this point are kept"
+        ) from exc
+
+
+def check_encoding(name: str) -> str:
+    """A text encoding Python knows (raises InvalidInput naming it otherwise)."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise InvalidInput(f"unknown encoding {name!r}") from None
+    return name
 
 
 def status(settings: Settings, *, fresh: bool = True) -> Status:
