@@ -106,6 +106,15 @@ class ServerSettings:
     shutdown_timeout_seconds: float = _s(
         30.0, "on SIGTERM, in-flight requests get this long to finish before connections close"
     )
+    header_timeout_seconds: float = _s(
+        10.0, "a connection must send a request's complete headers within this long; 0: no limit"
+    )
+    body_timeout_seconds: float = _s(
+        30.0, "...and its complete body within this long after the headers; 0: no limit"
+    )
+    max_connections: int = _s(
+        1000, "open connections per worker (kept below the open-file limit); more get 503"
+    )
     training_nice: int = _s(10, "niceness of training jobs started over HTTP: serving stays fast")
     training_threads: int = _s(
         0, "CPU threads of HTTP-started training; 0: OMP_NUM_THREADS if set, else half the cores"
