@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -26,6 +27,7 @@ from recsys.http.errors import (
     handle_store_error,
 )
 from recsys.http.routes import SECURITY_SCHEME, VERSION_HEADER, build_handlers
+from recsys.http.schemas import ID_LENGTH
 from recsys.http.settings_io import settings_from_env
 from recsys.http.state import ServerState
 
@@ -107,6 +109,16 @@ def _declare_closed_bodies(app: Litestar) -> None:
     schemas = app.openapi_schema.components.schemas or {}
     for name in ("SimilarRequest", "UserRequest", "SearchRequest", "TrainRequest"):
         schemas[name].additional_properties = False
+    _declare_item_id_bounds(schemas["UserRequest"])
+
+
+def _declare_item_id_bounds(user_request: Any) -> None:
+    """Litestar drops the bounds of list members (`item_ids: list[Id]`) from the schema, so
+    clients saw `[""]` as valid and got a 400: put Id's bounds back on the array's items."""
+    item_ids = user_request.properties["item_ids"]
+    for variant in item_ids.one_of or [item_ids]:
+        if getattr(variant, "items", None) is not None:
+            variant.items.min_length, variant.items.max_length = ID_LENGTH
 
 
 def app_from_env() -> Litestar:

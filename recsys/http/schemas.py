@@ -23,7 +23,10 @@ ModelType = Literal["mf", "ss"]
 SearchMode = Literal["semantic", "keyword", "hybrid"]
 JobState = Literal["queued", "running", "succeeded", "failed"]
 
-Id = Annotated[str, Meta(min_length=1, max_length=256, description="an item or user id")]
+ID_LENGTH = (1, 256)
+Id = Annotated[
+    str, Meta(min_length=ID_LENGTH[0], max_length=ID_LENGTH[1], description="an item or user id")
+]
 Category = Annotated[str, Meta(min_length=1, max_length=256, description="only this main_category")]
 
 
