@@ -171,7 +171,12 @@ def part_ingest(work: Path, base_ratings: int, ingest_reviews: int, idle_seconds
               f"{summarize(probe.seen, t1, t2)}")  # fmt: skip
     log = (work / "ingest-server.log").read_text()
     print(f"server log: {log.count('Traceback')} tracebacks, "
-          f"{len(re.findall(r' 5[0-9][0-9] ', log))} 5xx access lines")  # fmt: skip
+          f"{_server_errors(log)} 5xx access lines (readiness polls at start-up excluded)")  # fmt: skip
+
+
+def _server_errors(log: str) -> int:
+    return len([line for line in log.splitlines()
+                if re.search(r" 5[0-9][0-9] ", line) and "/health/ready" not in line])  # fmt: skip
 
 
 # ---- part 2: the ratings-only cliff ------------------------------------------------------------
@@ -258,7 +263,7 @@ def part_schemathesis(work: Path, base_ratings: int, examples: int) -> None:
     log = (work / "schemathesis-server.log").read_text()
     print(f"schemathesis exit {proc.returncode} in {seconds:.0f} s; cases: "
           f"{cases.group(1) if cases else '?'}; server log: {log.count('Traceback')} tracebacks, "
-          f"{len(re.findall(r' 5[0-9][0-9] ', log))} 5xx access lines")  # fmt: skip
+          f"{_server_errors(log)} 5xx access lines (readiness polls at start-up excluded)")  # fmt: skip
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ Counter = Callable[[Connection], dict[str, int]]
 @dataclass
 class _Known:
     lock: threading.Lock = field(default_factory=threading.Lock)  # single flight of recounts
+    flag_lock: threading.Lock = field(default_factory=threading.Lock)  # never held for long
     revisions: list[str | None] | None = None
     counts: dict[str, int] | None = None
     recounting: bool = False
@@ -76,13 +77,13 @@ def _recount(
     engine: Engine, known: _Known, conn: Connection, revisions: list[str | None], count: Counter
 ) -> None:
     counts = count(conn)
-    known.revisions, known.counts = revisions, counts
+    known.counts, known.revisions = counts, revisions  # readers compare revisions first
     known.last_recount = time.monotonic()
     _save_without_waiting(engine, revisions, counts)
 
 
 def _recount_in_background(engine: Engine, known: _Known, count: Counter) -> None:
-    with known.lock:
+    with known.flag_lock:  # not known.lock, which a synchronous recount holds for seconds
         if known.recounting or time.monotonic() - known.last_recount < RECOUNT_EVERY_SECONDS:
             return
         known.recounting = True
@@ -95,9 +96,7 @@ def _recount_in_background(engine: Engine, known: _Known, count: Counter) -> Non
         lower_this_threads_priority(RECOUNT_NICE)
         try:
             with engine.connect() as conn:
-                revisions = read_revisions(conn)
-                with known.lock:
-                    _recount(engine, known, conn, revisions, count)
+                _recount(engine, known, conn, read_revisions(conn), count)
         except Exception:  # the store went away meanwhile: the next status tries again
             pass
         finally:
