@@ -4,7 +4,7 @@ with its reference measured in the same run.
 
     python benchmarks/bench_faults.py [--part ingest,catalog,schemathesis] [--work DIR]
         [--ingest-reviews 1000000] [--base-ratings 150000] [--duration S] [--clients 16]
-        [--schemathesis-examples 500]
+        [--schemathesis-examples 1000] [--before DIR]
 
 ingest:       probes (one client per route, 5 req/s: /status, /matrix_factor/similar, keyword
               /search) plus 2 back-to-back load clients (similar, keyword search), first idle,
@@ -180,7 +180,9 @@ def _server_errors(log: str) -> int:
 
 
 # ---- part 2: the ratings-only cliff ------------------------------------------------------------
-def part_catalog(work: Path, base_ratings: int, clients: int, seconds: float) -> None:
+def part_catalog(
+    work: Path, base_ratings: int, clients: int, seconds: float, before: Path | None
+) -> None:
     reviews, meta = sample(work / "base-data", base_ratings, seed=1)
     ratings_only = home_with(work / "ratings-only-home", [reviews])
     with_catalog = home_with(work / "catalog-home", [meta, reviews])
@@ -195,6 +197,10 @@ def part_catalog(work: Path, base_ratings: int, clients: int, seconds: float) ->
         "ratings-only store": serve(ratings_only, work / "ratings-only.log"),
         "store with catalog": serve(with_catalog, work / "catalog.log"),
     }
+    if before is not None:  # the same ratings-only store served by an older checkout's code
+        servers["ratings-only, --before"] = serve(
+            ratings_only, work / "before.log", env={"PYTHONPATH": str(before)}
+        )
     results: dict[str, list] = {name: [] for name in ("bare litestar", *servers)}
     print(f"\n/matrix_factor/similar, {clients} clients, {seconds:.0f} s each, twice, "
           f"interleaved (load average: {loadavg()})")  # fmt: skip
@@ -275,13 +281,18 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=15.0)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per load measurement")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--schemathesis-examples", type=int, default=500)
+    parser.add_argument("--schemathesis-examples", type=int, default=1000)
+    parser.add_argument(
+        "--before", type=Path,
+        help="catalog part: also serve the ratings-only store with the recsys package found in "
+        "this folder (e.g. `git archive <commit> recsys | tar -x -C DIR`), for a before/after",
+    )  # fmt: skip
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     parts = args.part.split(",")
     print(f"cores: {os.cpu_count()}; load average at start: {loadavg()}; work folder {args.work}")
     if "catalog" in parts:
-        part_catalog(args.work, args.base_ratings, args.clients, args.duration)
+        part_catalog(args.work, args.base_ratings, args.clients, args.duration, args.before)
     if "ingest" in parts:
         part_ingest(args.work, args.base_ratings, args.ingest_reviews, args.idle_seconds)
     if "schemathesis" in parts:
