@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import re
 import statistics
@@ -220,12 +221,52 @@ def part_catalog(
         bare.stop()
         for server in servers.values():
             server.stop()
+    in_process(ratings_only, with_catalog, bodies, before)
     rps = {name: statistics.mean(r.rps for r in rs) for name, rs in results.items()}
     only, cat, floor = rps["ratings-only store"], rps["store with catalog"], rps["bare litestar"]
     print(f"mean req/s: ratings-only {only:,.0f}, with catalog {cat:,.0f}, bare {floor:,.0f}; "
           f"ratings-only = {only / cat:.0%} of with-catalog (goal >= 90%), "
           f"{only / floor:.2f}x bare (goal >= 0.5x); failed: "
           f"{sum(r.failed for rs in results.values() for r in rs)}")  # fmt: skip
+
+
+IN_PROCESS = """
+import json, math, sys, time
+from dataclasses import replace
+from recsys import service
+from recsys.config import Settings
+from recsys.store import catalog_cache
+settings = Settings()
+settings.paths.home = sys.argv[1]
+settings = replace(settings, server=replace(settings.server, reload_check_seconds=math.inf))
+catalog_cache.enable(service.engine_for(settings)).refresh()  # as the server does
+items = [b["item_id"] for b in json.loads(sys.stdin.read())]
+for item in items:
+    service.similar_items(settings, item)
+best = math.inf
+for _ in range(5):
+    started = time.perf_counter()
+    for i in range(2000):
+        service.similar_items(settings, items[i % len(items)], n=10)
+    best = min(best, (time.perf_counter() - started) / 2000)
+print(f"{best * 1e6:.0f}")
+"""
+
+
+def in_process(ratings_only: Path, with_catalog: Path, bodies: list, before: Path | None) -> None:
+    """The service call alone (no HTTP, best of 5 x 2,000 calls): steadier than req/s here."""
+    runs = [("ratings-only store", ratings_only, None), ("store with catalog", with_catalog, None)]
+    if before is not None:
+        runs.append(("ratings-only, --before", ratings_only, before))
+    cost = {}
+    for name, home, code in runs:
+        env = {**os.environ, **({"PYTHONPATH": str(code)} if code else {})}
+        cost[name] = subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, str(home)], input=json.dumps(bodies[:300]),
+            capture_output=True, text=True, check=True, env=env,
+        ).stdout.strip()  # fmt: skip
+    print("in process, similar_items with the server's catalog snapshot: "
+          + ", ".join(f"{name} {us} us/call" for name, us in cost.items()))  # fmt: skip
 
 
 # ---- part 3: schemathesis ----------------------------------------------------------------------
@@ -289,6 +330,11 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    # Children run from the work folder: from the repository root, `python -m recsys` would
+    # import ./recsys ahead of PYTHONPATH, and --before would measure this checkout twice.
+    args.before = args.before.resolve() if args.before else None
+    args.work = args.work.resolve()
+    os.chdir(args.work)
     parts = args.part.split(",")
     print(f"cores: {os.cpu_count()}; load average at start: {loadavg()}; work folder {args.work}")
     if "catalog" in parts:
