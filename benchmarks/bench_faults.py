@@ -11,8 +11,9 @@ ingest:       probes (one client per route, 5 req/s: /status, /matrix_factor/sim
               then while `recsys ingest` of a fresh `recsys sample` (reviews + catalog) runs
               against the served SQLite store. p50 / p99 / max / failed per route, idle vs ingest.
 catalog:      /matrix_factor/similar req/s on a ratings-only store, on the same store with its
-              catalog, and a bare Litestar handler (benchmarks/bench_http.py's floor), each twice,
-              interleaved, one run.
+              catalog, and a bare Litestar handler (benchmarks/bench_http.py's floor), each twice
+              (forward, then reverse order), one run; plus the in-process cost of the service call.
+              --before DIR adds the ratings-only store served by older code (before/after).
 schemathesis: `schemathesis run` (all checks, examples + coverage + fuzzing) with
               --max-examples per operation against the served store (both training locks held,
               so generated POST /training bodies get the documented 409); prints the case count
@@ -209,12 +210,12 @@ def part_catalog(
     try:
         for server in servers.values():
             load("python", server.url, "/matrix_factor/similar", bodies, 8, 2)  # warm-up
-        for _round in range(2):
-            r = load("python", bare.url, "/bare", bodies, clients, seconds)
-            results["bare litestar"].append(r)
-            print(row("bare litestar", clients, r), flush=True)
-            for name, server in servers.items():
-                r = load("python", server.url, "/matrix_factor/similar", bodies, clients, seconds)
+        order = [("bare litestar", bare, "/bare")] + [
+            (name, server, "/matrix_factor/similar") for name, server in servers.items()
+        ]
+        for round_ in range(2):  # the second round in reverse order: drift hits all alike
+            for name, server, path in order if round_ == 0 else order[::-1]:
+                r = load("python", server.url, path, bodies, clients, seconds)
                 results[name].append(r)
                 print(row(name, clients, r), flush=True)
     finally:
