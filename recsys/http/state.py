@@ -151,7 +151,7 @@ class ServerState:
                 self.checks["store"] = "ok"
             except Exception as exc:
                 self.checks["store"] = "unavailable"
-                logger.warning("store not answering yet: %s", exc)
+                outage.failed(exc)  # logged once until the store answers
                 return
         from recsys.service.data import engine_for
         from recsys.store import catalog_cache
