@@ -118,3 +118,15 @@ def test_a_home_that_is_a_file_is_one_line(tmp_path, command):
     assert result.output.strip().splitlines() == [
         f"error: data home {home} is not a directory (set by --home)"
     ]
+
+
+def test_train_ss_on_a_full_disk_keeps_the_previous_version(small_disk, tmp_path):
+    sample = generate_sample(tmp_path / "data", users=300, items=60, ratings=3000, seed=1)
+    home = small_disk / "home"
+    cli("--home", home, "ingest", sample.meta_path, "-q")
+    first = cli("--home", home, "train", "ss", "--json")["version"]
+    fill(small_disk)
+    line = one_error_line(cli("--home", home, "train", "ss", "--force", expect=None))
+    assert str(home / "models" / "ss") in line
+    assert (home / "models" / "ss" / "current").read_text().strip() == first
+    assert [p.name for p in (home / "models" / "ss").iterdir() if p.name.startswith(".tmp")] == []
