@@ -91,6 +91,7 @@ class ServerState:
         self.checks: dict[str, str] = {"store": "pending"}
         self.versions: dict[str, str | None] = dict.fromkeys(KINDS)
         self._stop = threading.Event()
+        self._counts_warm = False  # the store counts /status shows were taken once
         self._thread: threading.Thread | None = None
 
     # ---- lifespan ------------------------------------------------------------------------
@@ -164,6 +165,23 @@ class ServerState:
         if all_loaded and not self.ready:
             self.ready = True
             logger.info("ready")
+        if self.ready and not self._counts_warm:
+            self._warm_status_counts()
+
+    def _warm_status_counts(self) -> None:
+        """Count the store once here, in this niced thread, so that no /status request has to
+        (after this the server only ever recounts in the background)."""
+        from recsys.service.data import engine_for
+        from recsys.store.queries import store_status
+
+        try:
+            store_status(engine_for(self.settings), fresh=False)
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            outage.failed(exc)
+            return
+        self._counts_warm = True
 
     def _refresh_catalog(self, snapshot: Any) -> None:
         try:
