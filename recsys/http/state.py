@@ -91,7 +91,6 @@ class ServerState:
         self.checks: dict[str, str] = {"store": "pending"}
         self.versions: dict[str, str | None] = dict.fromkeys(KINDS)
         self._stop = threading.Event()
-        self._counts_warm = False  # the store counts /status shows were taken once
         self._thread: threading.Thread | None = None
 
     # ---- lifespan ------------------------------------------------------------------------
@@ -163,14 +162,13 @@ class ServerState:
         for kind, (loader, prepare) in model_loaders(self.settings).items():
             all_loaded &= self._refresh_kind(registry, kind, loader, prepare)
         if all_loaded and not self.ready:
+            self._warm_status_counts()  # before "ready": no /status waits for the first count
             self.ready = True
             logger.info("ready")
-        if self.ready and not self._counts_warm:
-            self._warm_status_counts()
 
     def _warm_status_counts(self) -> None:
-        """Count the store once here, in this niced thread, so that no /status request has to
-        (after this the server only ever recounts in the background)."""
+        """Count the store once here, before the server is ready, so that no /status request has
+        to (after this the server only ever recounts in the background)."""
         from recsys.service.data import engine_for
         from recsys.store.queries import store_status
 
@@ -179,9 +177,7 @@ class ServerState:
         except Exception as exc:
             if not is_store_error(exc):
                 raise
-            outage.failed(exc)
-            return
-        self._counts_warm = True
+            outage.failed(exc)  # /status will count (or answer 503) itself
 
     def _refresh_catalog(self, snapshot: Any) -> None:
         try:
