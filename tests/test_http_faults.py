@@ -187,6 +187,7 @@ def test_a_stopped_database_is_503_store_unavailable_logged_once(tmp_path, caplo
         sample = generate_sample(tmp_path / "data", users=50, items=20, ratings=300, seed=1)
         service.ingest(settings, [sample.meta_path, sample.reviews_path])
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            wait_until(lambda: client.get("/health/ready").status_code == 200, "ready")
             assert client.get("/status").status_code == 200
             keyword = {"query": "gift", "mode": "keyword"}
             caplog.clear()
@@ -199,6 +200,9 @@ def test_a_stopped_database_is_503_store_unavailable_logged_once(tmp_path, caplo
             cluster.start()
             wait_until(lambda: client.get("/status").status_code == 200, "the store back")
             assert client.post("/search", json=keyword).status_code == 200
+            wait_until(  # the refresher's next round notices
+                lambda: any("available again" in r.getMessage() for r in caplog.records), "end"
+            )
     lines = [rec.getMessage() for rec in caplog.records if rec.name.startswith("recsys")]
     assert len([m for m in lines if m.startswith("store unavailable")]) == 1, lines
     assert len([m for m in lines if m.startswith("store available again")]) == 1, lines
