@@ -58,7 +58,8 @@ def ingest(
     try:
         return ingest_files(engine, paths, options, on_progress)
     except Exception as exc:
-        full = disk_full(exc, engine.url.database or engine.url.render_as_string(True))
+        sqlite = engine.dialect.name == "sqlite"
+        full = disk_full(exc, engine.url.database if sqlite else engine.url.render_as_string())
         if full is None:
             raise
         release_wal(engine)
