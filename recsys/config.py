@@ -190,6 +190,15 @@ class ServerSettings:
     shutdown_timeout_seconds: float = _s(
         30.0, "on SIGTERM, in-flight requests get this long to finish before connections close"
     )
+    header_timeout_seconds: float = _s(
+        10.0, "a connection must send a request's complete headers within this long; 0: no limit"
+    )
+    body_timeout_seconds: float = _s(
+        30.0, "...and its complete body within this long after the headers; 0: no limit"
+    )
+    max_connections: int = _s(
+        1000, "open connections per worker (kept below the open-file limit); more get 503"
+    )
     training_nice: int = _s(10, "niceness of training jobs started over HTTP: serving stays fast")
     training_threads: int = _s(
         0, "CPU threads of HTTP-started training; 0: OMP_NUM_THREADS if set, else half the cores"
@@ -342,6 +351,7 @@ def load_settings(
             _assign(settings, sources, dotted, value, "flag")
     settings.sources = sources
     _check_ranges(settings)
+    _check_home(settings)
     return settings
 
 
@@ -360,6 +370,16 @@ def _check_ranges(settings: Settings) -> None:
         raise ConfigError(
             f"{where}: setting 'ingest.rating_min' ({low}) must be <= 'ingest.rating_max' ({high})"
         )
+
+
+def _check_home(settings: Settings) -> None:
+    """The data home must be a directory (or not exist yet): a regular file there would end in
+    an OSError deep inside the first command that writes."""
+    home = settings.home
+    if home.exists() and not home.is_dir():
+        origin = settings.sources.get("paths.home", "default")
+        named = {"flag": "--home", "env RECSYS_HOME": "RECSYS_HOME"}.get(origin, origin)
+        raise ConfigError(f"data home {home} is not a directory (set by {named})")
 
 
 def _env_to_key(name: str) -> str | None:

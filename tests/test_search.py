@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys.models.registry import Registry
+
 from helpers import cli
 
 META = "amazon2023-health-personal-care-meta-subset/meta_Health_and_Personal_Care.jsonl"
@@ -183,3 +185,17 @@ def cli_rows(home: Path, query: str) -> list[tuple]:
     from helpers import rows
 
     return rows(f"sqlite:///{home / 'recsys.db'}", query)
+
+
+def test_train_ss_rebuilds_a_damaged_live_index(trained_home):
+    registry = Registry(trained_home / "models")
+    version = registry.current("ss")
+    path = registry.kind_dir("ss") / version / "index.faiss"
+    path.write_bytes(path.read_bytes()[:1000])
+    assert "checksum" in cli("--home", trained_home, "search", "yoga", expect=1).output
+    result = cli("--home", trained_home, "train", "ss", "--json")
+    assert not result["skipped"] and result["version"] != version
+    assert (
+        cli("--home", trained_home, "search", "yoga", "--json")["model_version"]
+        == result["version"]
+    )

@@ -103,6 +103,7 @@ def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
         port=server.port,
         workers=server.workers,
         access_log=False,  # our own one-line-per-request log (recsys.http.access_log)
+        http="recsys.http.protocol:LimitedH11Protocol",  # header/body timeouts, connection cap
         timeout_graceful_shutdown=server.shutdown_timeout_seconds,
         log_level="info",
     )

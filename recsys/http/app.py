@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -10,6 +11,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from recsys import __version__
 from recsys.config import Settings
@@ -17,8 +19,15 @@ from recsys.errors import RecsysError
 from recsys.http import access_log
 from recsys.http.auth import HEADER as API_KEY_HEADER
 from recsys.http.auth import api_key_guard
-from recsys.http.errors import handle_http_exception, handle_internal_error, handle_recsys_error
+from recsys.http.errors import (
+    handle_http_exception,
+    handle_internal_error,
+    handle_recsys_error,
+    handle_recursion_error,
+    handle_store_error,
+)
 from recsys.http.routes import SECURITY_SCHEME, VERSION_HEADER, build_handlers
+from recsys.http.schemas import ID_LENGTH
 from recsys.http.settings_io import settings_from_env
 from recsys.http.state import ServerState
 
@@ -64,6 +73,9 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={
             RecsysError: handle_recsys_error,
             HTTPException: handle_http_exception,
+            RecursionError: handle_recursion_error,
+            OperationalError: handle_store_error,
+            InterfaceError: handle_store_error,
             Exception: handle_internal_error,
         },
         guards=[guard] if guard else None,
@@ -95,8 +107,21 @@ def _declare_closed_bodies(app: Litestar) -> None:
     """Request Structs forbid unknown fields (a typo is a 400, not silently ignored); Litestar's
     schema does not say so, so say it here, before the schema is first served."""
     schemas = app.openapi_schema.components.schemas or {}
-    for name in ("SimilarRequest", "UserRequest", "SearchRequest", "TrainRequest"):
+    bodies = ("SimilarRequest", "UserRequest", "SearchRequest", "TrainRequest",
+              "ModelSimilarRequest", "ModelUserRequest")  # fmt: skip
+    for name in bodies:
         schemas[name].additional_properties = False
+    for name in ("UserRequest", "ModelUserRequest"):
+        _declare_item_id_bounds(schemas[name])
+
+
+def _declare_item_id_bounds(user_request: Any) -> None:
+    """Litestar drops the bounds of list members (`item_ids: list[Id]`) from the schema, so
+    clients saw `[""]` as valid and got a 400: put Id's bounds back on the array's items."""
+    item_ids = user_request.properties["item_ids"]
+    for variant in item_ids.one_of or [item_ids]:
+        if getattr(variant, "items", None) is not None:
+            variant.items.min_length, variant.items.max_length = ID_LENGTH
 
 
 def app_from_env() -> Litestar:

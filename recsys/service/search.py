@@ -19,6 +19,9 @@ from recsys.store.queries import products_by_id, result_line
 from recsys.store.tables import product_catalog
 
 MODES = ("semantic", "keyword", "hybrid")
+# What a query is trimmed of: ASCII whitespace only, as the API schema's pattern says (str.strip()
+# also drops e.g. U+001E, which JSON Schema clients count as text).
+QUERY_WHITESPACE = " \t\n\r\f\v"
 
 
 def _fingerprint(settings: Settings) -> str:
@@ -54,8 +57,8 @@ def train_ss(
     registry = Registry(settings.models_dir)
     fingerprint = _fingerprint(settings)
     current = registry.current("ss")
-    if current and not force:
-        manifest = registry.manifest("ss")
+    manifest = None if force else registry.verified_current("ss")  # damaged: retrain
+    if manifest is not None:
         same_params = {k: manifest["params"].get(k) for k in params} == params
         if manifest.get("fingerprint") == fingerprint and same_params:
             return TrainResult(
@@ -149,7 +152,7 @@ def _product_texts(settings: Settings, fields: list[str]) -> tuple[list[str], li
 
 
 def _check_query(settings: Settings, query: str, k: int, mode: str) -> str:
-    query = query.strip()
+    query = query.strip(QUERY_WHITESPACE)
     if not query:
         raise InvalidInput("query is empty")
     if len(query) > settings.search.max_query_chars:
@@ -207,7 +210,8 @@ def search(
         version = index.version
     catalog = products_by_id(engine, [item for item, _ in ranked])
     hits = [result_line(item, score, catalog.get(item)) for item, score in ranked]
-    return SearchResults(query=query, mode=mode, model_version=version, hits=hits)
+    message = f"no product in category {category!r} matches" if category and not hits else None
+    return SearchResults(query=query, mode=mode, model_version=version, hits=hits, message=message)
 
 
 def reciprocal_rank_fusion(lists: list[list[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
