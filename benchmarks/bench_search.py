@@ -32,6 +32,7 @@ from recsys.service.search import MODES, search, train_ss  # noqa: E402
 from common import mb, reference_sample, run_cli  # noqa: E402
 
 QUERIES = Path(__file__).with_name("search_queries.json")
+KNOWN_ITEMS = Path(__file__).with_name("known_item_queries.json")
 KINDS = ("descriptive", "product", "brand")
 LATENCY_QUERIES = 200
 CLI_RUNS = 5
@@ -64,58 +65,130 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ---- quality -------------------------------------------------------------------------------
-def quality(work: Path) -> None:
+# Ranking variants compared side by side on the same trained index: the prior switched off is
+# the ranking before the popularity prior (relevance alone, as search ranked until then).
+VARIANTS = {
+    "no prior": {
+        "search.popularity_weight_semantic": 0.0,
+        "search.popularity_weight_keyword": 0.0,
+        "search.placeholder_patterns": [],
+    },
+    "prior (defaults)": {},
+}
+
+
+def variant_settings(home: Path, **extra: object) -> dict[str, Settings]:
+    """label -> settings of each ranking variant this code knows (all share the home)."""
+    known = {f"search.{name}" for name in vars(Settings().search)}
+    return {
+        label: load_settings(overrides={"paths.home": str(home), **extra, **overrides})
+        for label, overrides in VARIANTS.items()
+        if set(overrides) <= known
+    }
+
+
+def rank_of(settings: Settings, query: str, mode: str, relevant: set[str]) -> int | None:
+    hits = [h.item_id for h in search(settings, query, k=10, mode=mode).hits]
+    return next((r for r, item in enumerate(hits, start=1) if item in relevant), None)
+
+
+def summarise(ranks: list[int | None]) -> tuple[float, float, float]:
+    """(hit@1, hit@5, MRR@10) of first-relevant ranks (None = nothing relevant in the top 10)."""
+    return (
+        statistics.mean(float(r == 1) for r in ranks),
+        statistics.mean(float(r is not None and r <= 5) for r in ranks),
+        statistics.mean(1.0 / r if r else 0.0 for r in ranks),
+    )
+
+
+def descriptive(work: Path) -> None:
     spec = json.loads(QUERIES.read_text())
-    settings = settings_for(work / "quality")
-    rep = ingest(settings, [Path(spec["dataset"])])
+    home = work / "descriptive"
+    variants = variant_settings(home)
+    rep = ingest(settings_for(home), [Path(spec["dataset"])])
     started = time.perf_counter()
-    trained = train_ss(settings, force=True)
-    print(f"\n[quality] {rep.products.inserted:,} real products ingested; train_ss "
+    trained = train_ss(settings_for(home), force=True)
+    print(f"\n[descriptive] {rep.products.inserted:,} real products ingested; train_ss "
           f"{time.perf_counter() - started:.1f} s ({trained.params.get('index')} index)")  # fmt: skip
 
-    # (mode, kind) -> per-query (hit@5, reciprocal rank@10); query -> first relevant rank per mode
-    scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    first_rank: dict[str, dict[str, int | None]] = {}
-    for entry in spec["queries"]:
-        relevant = set(entry["relevant"])
-        for mode in MODES:
-            hits = [h.item_id for h in search(settings, entry["query"], k=10, mode=mode).hits]
-            rank = next((r for r, item in enumerate(hits, start=1) if item in relevant), None)
-            first_rank.setdefault(entry["query"], {})[mode] = rank
-            score = (float(rank is not None and rank <= 5), 1.0 / rank if rank else 0.0)
-            for kind in (entry["kind"], "all"):
-                scores.setdefault((mode, kind), []).append(score)
+    # (variant, mode, kind) -> first relevant ranks
+    ranks: dict[tuple[str, str, str], list[int | None]] = {}
+    first: dict[tuple[str, str], list[int | None]] = {}
+    for label, settings in variants.items():
+        for entry in spec["queries"]:
+            for mode in MODES:
+                rank = rank_of(settings, entry["query"], mode, set(entry["relevant"]))
+                first.setdefault((label, entry["query"]), []).append(rank)
+                for kind in (entry["kind"], "all"):
+                    ranks.setdefault((label, mode, kind), []).append(rank)
 
-    def cell(mode: str, kind: str) -> tuple[float, float, int]:
-        """(hit@5, MRR@10, queries with nothing relevant in the top 10)."""
-        rows = scores[(mode, kind)]
-        hit, mrr = statistics.mean(r[0] for r in rows), statistics.mean(r[1] for r in rows)
-        return hit, mrr, sum(r[1] == 0 for r in rows)
-
-    print("\nfirst relevant rank in the top 10 (- = none)")
-    print(f"  {'query':<62} {'kind':<12}" + "".join(f"{m:>10}" for m in MODES))
+    print("\nfirst relevant rank in the top 10 (- = none), per variant: " + " / ".join(MODES))
     for entry in spec["queries"]:
-        ranks = first_rank[entry["query"]]
-        print(f"  {entry['query'][:62]:<62} {entry['kind']:<12}"
-              + "".join(f"{ranks[m] or '-':>10}" for m in MODES))  # fmt: skip
+        cells = "   ".join(
+            "/".join(str(r or "-") for r in first[(label, entry["query"])]) for label in variants
+        )
+        print(f"  {entry['query'][:58]:<58} {entry['kind']:<12} {cells}")
 
     counts = {k: sum(e["kind"] == k for e in spec["queries"]) for k in KINDS}
-    report(f"\nQuality on {rep.products.inserted:,} real Health & Personal Care products, "
-           f"{len(spec['queries'])} judged queries ({', '.join(f'{n} {k}' for k, n in counts.items())})")  # fmt: skip
+    report(f"\nDescriptive set: {rep.products.inserted:,} real Health & Personal Care products, "
+           f"{len(spec['queries'])} judged queries ({', '.join(f'{n} {k}' for k, n in counts.items())}); "
+           "hit@1 / hit@5 / MRR@10")  # fmt: skip
+    report(f"    {'mode':<10}{'queries':<13}" + "".join(f"{label:>26}" for label in variants))
     for mode in MODES:
-        report(f"  [{mode}]")
-        report(f"    {'queries':<14}{'hit@5':>8}{'MRR@10':>9}{'none in top 10':>16}")
         for kind in ("all", *KINDS):
-            hit, mrr, missed = cell(mode, kind)
-            report(f"    {kind:<14}{hit:>8.2f}{mrr:>9.3f}{missed:>16}")
+            cells = "".join(
+                "{:>10.2f}{:>7.2f}{:>9.3f}".format(*summarise(ranks[(label, mode, kind)]))
+                for label in variants
+            )
+            report(f"    {mode if kind == 'all' else '':<10}{kind:<13}{cells}")
 
-    best = max(MODES, key=lambda m: (cell(m, "all")[1], cell(m, "all")[0], -cell(m, "all")[2]))
-    others = ", ".join(f"{m} {cell(m, 'all')[1]:.3f}" for m in MODES if m != best)
-    per_kind = "; ".join(f"{k} " + "/".join(f"{cell(m, k)[1]:.2f}" for m in MODES) for k in KINDS)
-    report(f"  Recommendation: default mode = {best}: best MRR@10 over all queries "
-           f"({cell(best, 'all')[1]:.3f} vs {others}; hit@5 {cell(best, 'all')[0]:.2f}); "
-           f"MRR by kind ({'/'.join(MODES)}): {per_kind}; queries with nothing relevant in the top 10: "
-           + ", ".join(f"{m} {cell(m, 'all')[2]}" for m in MODES))  # fmt: skip
+
+def known_items(work: Path) -> None:
+    from recsys.ingest.generic import GenericOptions
+
+    spec = json.loads(KNOWN_ITEMS.read_text())
+    ranks: dict[tuple[str, str, str], list[int | None]] = {}  # (variant, mode, catalog) -> ranks
+    misses: list[str] = []
+    for cat in spec["catalogs"]:
+        home = work / cat["name"]
+        ingest_cfg = cat.get("ingest", {})
+        overrides = (
+            {"ingest.rating_min": ingest_cfg["rating_min"]} if "rating_min" in ingest_cfg else {}
+        )
+        base = load_settings(overrides={"paths.home": str(home), **overrides})
+        for file in map(Path, cat["files"]):
+            mapping = ingest_cfg.get(file.name)
+            ingest(base, [file], generic=GenericOptions(mapping=mapping) if mapping else None)
+        train_ss(base, force=True)
+        for label, settings in variant_settings(home, **overrides).items():
+            for entry in cat["queries"]:
+                for mode in MODES:
+                    rank = rank_of(settings, entry["query"], mode, {entry["item"]})
+                    for key in (cat["name"], "all", f"kind:{entry['kind']}"):
+                        ranks.setdefault((label, mode, key), []).append(rank)
+                    if rank != 1:
+                        misses.append(f"  {label:<17} {mode:<9} {cat['name']:<22} "
+                                      f"{entry['query'][:44]:<44} rank {rank or '-'}")  # fmt: skip
+    print("\nknown-item queries whose product was not first:")
+    print("\n".join(misses) or "  none")
+    variants = list(VARIANTS)[: len(variant_settings(work))]
+    n = sum(len(c["queries"]) for c in spec["catalogs"])
+    report(f"\nKnown-item set: {n} judged queries on {len(spec['catalogs'])} real catalogs; "
+           "hit@1 / MRR@10 (goal hit@1 >= 0.95)")  # fmt: skip
+    report(f"    {'mode':<10}{'queries':<24}" + "".join(f"{label:>20}" for label in variants))
+    keys = ["all", *(c["name"] for c in spec["catalogs"]), *(f"kind:{k}" for k in spec["kinds"])]
+    for mode in MODES:
+        for key in keys:
+            cells = "".join(
+                "{:>11.2f}{:>9.3f}".format(*summarise(ranks[(label, mode, key)])[::2])
+                for label in variants
+            )
+            report(f"    {mode if key == 'all' else '':<10}{key:<24}{cells}")
+
+
+def quality(work: Path) -> None:
+    descriptive(work)
+    known_items(work)
 
 
 # ---- scale ---------------------------------------------------------------------------------

@@ -72,7 +72,11 @@ def test_category_filter_and_k(trained_home):
     assert len(result["hits"]) == 7 and {h["category"] for h in result["hits"]} == {
         "Health & Personal Care"
     }
-    assert hits(trained_home, "vitamin", "--category", "Toys & Games") == []
+    # any case; a category no product has is an error naming close ones (as recommend does)
+    assert hits(trained_home, "vitamin", "--category", "health & personal care", "-k", "3")
+    result = cli("--home", trained_home, "search", "vitamin", "--category", "Health & Personal",
+                 expect=1)  # fmt: skip
+    assert "did you mean 'Health & Personal Care'?" in result.stderr
 
 
 def test_query_vectors_equal_training_encoder(trained_home):

@@ -12,7 +12,9 @@ from recsys.config import Settings
 from recsys.errors import IntegrityError, InvalidInput
 from recsys.models.registry import Registry
 from recsys.schemas import SearchResults, TrainResult
+from recsys.service import ranking
 from recsys.service.data import engine_for
+from recsys.store.categories import in_categories, resolve_category
 from recsys.store.engine import get_meta
 from recsys.store.fulltext import keyword_search
 from recsys.store.queries import products_by_id, result_line
@@ -163,14 +165,14 @@ def _check_query(settings: Settings, query: str, k: int, mode: str) -> str:
     return query
 
 
-def _nearest(settings: Settings, model, vector: np.ndarray, k: int, category: str | None):  # type: ignore[no-untyped-def]
+def _nearest(settings: Settings, model, vector: np.ndarray, k: int, names: frozenset[str] | None):  # type: ignore[no-untyped-def]
     """The k nearest products to a query vector, oversampling when a category filter drops some."""
-    wanted = k if category is None else k * 10
+    wanted = k if names is None else k * 10
     while True:
         hits = model.search(vector, wanted)
-        if category is not None:
-            cats = products_by_id(engine_for(settings), [i for i, _ in hits])
-            hits = [(i, s) for i, s in hits if cats.get(i, {}).get("main_category") == category]
+        if names is not None:
+            rows = products_by_id(engine_for(settings), [i for i, _ in hits])
+            hits = [(i, s) for i, s in hits if in_categories(rows.get(i), names)]
         if len(hits) >= k or wanted >= model.index.ntotal:
             return hits[:k]
         wanted *= 4
@@ -184,36 +186,72 @@ def search(
     mode: str | None = None,
     category: str | None = None,
 ) -> SearchResults:
+    """The k best products for `query`, best first.
+
+    Each mode ranks a pool of max(search.candidates, 5k) products by relevance; the popularity
+    prior then re-orders the pool (service/ranking.py; hybrid fuses the semantic and keyword
+    pools after each was re-ordered). `category` keeps products whose main
+    category or any of whose `categories` equals it, ignoring case. Raises InvalidInput (400)
+    for an empty/too long query, a bad k or mode, or a category no product has (with close
+    names); NotTrained (409) for semantic/hybrid before `train ss`."""
     mode = mode or settings.search.mode
     query = _check_query(settings, query, k, mode)
     engine = engine_for(settings)
+    names = resolve_category(engine, category) if category is not None else None
+    pool = max(settings.search.candidates, 5 * k)
     if mode == "keyword":
-        ranked, version = keyword_search(engine, query, k, category), None
+        lists, version = [keyword_search(engine, query, pool, names)], None
     else:
         from recsys.models.encoder import query_encoder
         from recsys.models.ss import SemanticIndex
         from recsys.service.models import loaded
 
         index = loaded(settings, "ss", SemanticIndex)  # NotTrained before any work
-        pool = k if mode == "semantic" else max(50, 5 * k)  # RRF fuses deeper lists than it returns
         # The encoder threads encode the query while the keyword query (hybrid) runs here.
         pending = query_encoder().submit([query])
-        keyword = keyword_search(engine, query, pool, category) if mode == "hybrid" else None
-        semantic = _nearest(settings, index.model, pending.result()[0], pool, category)
-        ranked = (
-            semantic if keyword is None
-            else reciprocal_rank_fusion([semantic, keyword], settings.search.rrf_k)[:k]
-        )  # fmt: skip
+        keyword = keyword_search(engine, query, pool, names) if mode == "hybrid" else None
+        semantic = _nearest(settings, index.model, pending.result()[0], pool, names)
+        lists = [semantic] if keyword is None else [semantic, keyword]
         version = index.version
-    catalog = products_by_id(engine, [item for item, _ in ranked])
+    catalog = products_by_id(engine, list({item: None for r in lists for item, _ in r}))
+    ranked = _with_prior(settings, engine, mode, lists, catalog)[:k]
     hits = [result_line(item, score, catalog.get(item)) for item, score in ranked]
     return SearchResults(query=query, mode=mode, model_version=version, hits=hits)
 
 
+def _with_prior(settings: Settings, engine, mode: str, lists, catalog):  # type: ignore[no-untyped-def]
+    """One ranking from the mode's lists (semantic or keyword, or both for hybrid): each list
+    re-ordered by the popularity prior with its mode's weight, hybrid's two fused by RRF,
+    placeholders last."""
+    cfg = settings.search
+    weights = [cfg.popularity_weight_semantic, cfg.popularity_weight_keyword]
+    if len(lists) == 1 and mode == "keyword":
+        weights = weights[1:]
+    items = list(catalog)
+    stored = ranking.store_counts(engine, items) if any(weights) else {}
+    prior = ranking.priors(
+        catalog, stored, items, (settings.ingest.rating_min, settings.ingest.rating_max)
+    )
+    pattern = ranking.placeholder_pattern(tuple(cfg.placeholder_patterns))
+    reranked = [
+        ranking.rerank(r, catalog, prior, w, pattern) for r, w in zip(lists, weights, strict=False)
+    ]
+    if len(reranked) == 1:
+        return reranked[0]
+    fused = reciprocal_rank_fusion(reranked, cfg.rrf_k)
+    # fused scores as they are (weight 0); ties still go to the better-known product
+    return ranking.rerank(fused, catalog, prior, 0.0, pattern, normalise=False)
+
+
 def reciprocal_rank_fusion(lists: list[list[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
-    """Sum of 1 / (k + rank) over the lists an item appears in; scales of scores don't matter."""
+    """Sum of 1 / (k + rank) over the lists an item appears in; scales of scores don't matter.
+    Equal scores share a rank (1 + how many scored higher): identical titles stay tied, for the
+    popularity prior to order."""
     fused: dict[str, float] = {}
     for ranked in lists:
-        for rank, (item, _) in enumerate(ranked, start=1):
+        rank, previous = 0, None
+        for position, (item, score) in enumerate(ranked, start=1):
+            if score != previous:
+                rank, previous = position, score
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
