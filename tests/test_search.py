@@ -80,11 +80,11 @@ def test_category_filter_and_k(trained_home):
 
 
 def test_query_vectors_equal_training_encoder(trained_home):
-    from recsys.models.encoder import NumpyMiniLM, load_sentence_transformer
+    from recsys.models.encoder import OnnxMiniLM, load_sentence_transformer
 
     texts = ["wireless earbuds for running", "Nature's Stance Elderberry Immune Gummies with Zinc",
              "KT-450", "ünïcödé – ✓", "x " * 400]  # fmt: skip
-    light = NumpyMiniLM().encode(texts)
+    light = OnnxMiniLM().encode(texts)
     torch_vectors = load_sentence_transformer().encode(texts, normalize_embeddings=True)
     assert light.dtype == np.float32 and light.shape == (5, 384)
     assert np.abs(light - torch_vectors).max() < 1e-5

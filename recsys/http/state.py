@@ -57,8 +57,8 @@ def model_loaders(
                 model.extras["serving_indexes_failed"] = True
                 logger.warning("mf %s serves without its serving indexes: %s", model.version, exc)
 
-    def prepare_ss(_model: SemanticIndex) -> None:
-        query_encoder()  # load the encoder's weights before the first search needs them
+    def prepare_ss(model: SemanticIndex) -> None:
+        query_encoder(model.precision)  # load the encoder before the first search needs it
 
     return {"mf": (load_mf, prepare_mf), "ss": (SemanticIndex, prepare_ss)}
 

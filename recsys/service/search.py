@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -40,7 +41,7 @@ def train_ss(
 ) -> TrainResult:
     """Embed product texts and publish a FAISS index; skipped when nothing changed (unless force)."""
     from recsys.models import ss
-    from recsys.models.encoder import DIMENSIONS, MODEL_NAME
+    from recsys.models.encoder import DIMENSIONS, MODEL_NAME, PRECISIONS
 
     started = time.perf_counter()
     cfg = settings.ss
@@ -48,8 +49,11 @@ def train_ss(
     index_kind = index or cfg.index
     if index_kind not in ("auto", "flat", "hnsw"):
         raise InvalidInput(f"--index {index_kind}: use auto, flat or hnsw")
+    if cfg.precision not in PRECISIONS:
+        raise InvalidInput(f"ss.precision {cfg.precision!r}: use {' or '.join(PRECISIONS)}")
     params = {
-        "model": MODEL_NAME, "fields": chosen_fields, "index_requested": index_kind,
+        "model": MODEL_NAME, "precision": cfg.precision, "fields": chosen_fields,
+        "index_requested": index_kind,
         "hnsw_threshold": cfg.hnsw_threshold, "hnsw_m": cfg.hnsw_m,
         "hnsw_ef_construction": cfg.hnsw_ef_construction, "hnsw_ef_search": cfg.hnsw_ef_search,
     }  # fmt: skip
@@ -74,15 +78,15 @@ def train_ss(
     previous = None
     if current:
         try:
-            previous = ss.read_previous(*registry.open("ss"))
+            previous = ss.read_previous(*registry.open("ss"), cfg.precision)
         except IntegrityError:
             previous = None  # a damaged previous version just means no cache
     plan = ss.plan_reuse(hashes, previous, dim=DIMENSIONS)
     t_encode = time.perf_counter()
     if plan.to_encode.size:
-        from recsys.models.encoder import load_sentence_transformer
+        from recsys.models.encoder import OnnxMiniLM
 
-        model = load_sentence_transformer()
+        model = OnnxMiniLM(cfg.precision, threads=_encode_threads())
         todo = [texts[i] for i in plan.to_encode]
         plan.vectors[plan.to_encode] = ss.encode_texts(model, todo, cfg.batch_size, on_progress)
     encode_seconds = time.perf_counter() - t_encode
@@ -131,6 +135,15 @@ def train_ss(
         seconds=round(time.perf_counter() - started, 3), counts=counts,
         params=manifest["params"], metrics=metrics, timings=manifest["durations"],
     )  # fmt: skip
+
+
+def _encode_threads() -> int:
+    """OMP_NUM_THREADS when set (HTTP-started jobs get half the cores through it), else every
+    core this process may use."""
+    from recsys.system import usable_cores
+
+    wanted = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(wanted) if wanted.isdigit() and int(wanted) > 0 else usable_cores()
 
 
 def _product_texts(settings: Settings, fields: list[str]) -> tuple[list[str], list[str], int]:
@@ -208,7 +221,7 @@ def search(
 
         index = loaded(settings, "ss", SemanticIndex)  # NotTrained before any work
         # The encoder threads encode the query while the keyword query (hybrid) runs here.
-        pending = query_encoder().submit([query])
+        pending = query_encoder(index.model.precision).submit([query])
         keyword = keyword_search(engine, query, pool, names) if mode == "hybrid" else None
         semantic = _nearest(settings, index.model, pending.result()[0], pool, names)
         lists = [semantic] if keyword is None else [semantic, keyword]
