@@ -70,8 +70,9 @@ def percentile(values: list[float], q: float) -> float:
 
 # ---- quality -------------------------------------------------------------------------------
 # Columns: (how the index was trained, how search ranks). "no prior" is the ranking before the
-# popularity prior (relevance alone, as search ranked until then); int8 must keep >= 99% of the
-# fp32 quality to be offered; title+store embeds the brand too (a candidate default).
+# popularity prior (relevance alone, as search ranked until then); int8 (train_ss's precision,
+# quantised encoder weights) would have to keep >= 99% of the fp32 quality to be offered;
+# title+store embeds the brand too (a candidate default).
 NO_PRIOR = {
     "search.popularity_weight_semantic": 0.0,
     "search.popularity_weight_keyword": 0.0,
@@ -80,7 +81,7 @@ NO_PRIOR = {
 COLUMNS = {
     "fp32 no prior": ({}, NO_PRIOR),
     "fp32 prior": ({}, {}),
-    "int8 prior": ({"ss.precision": "int8"}, {}),
+    "int8 prior": ({"precision": "int8"}, {}),
     "title+store prior": ({"ss.fields": ["title", "store"]}, {}),
 }
 
@@ -117,19 +118,21 @@ def judge(
     ranks: dict[tuple[str, str, str], int | None] = {}
     for n, (key, training) in enumerate(trainings().items()):
         home = work / f"{name}-{n}"
-        settings = load_settings(overrides={"paths.home": str(home), **base, **training})
+        options = {k: v for k, v in training.items() if k != "precision"}  # settings overrides
+        precision = str(training.get("precision", "fp32"))
+        settings = load_settings(overrides={"paths.home": str(home), **base, **options})
         for file in files:
             mapping = ingest_cfg.get(file.name)
             ingest(settings, [file], generic=GenericOptions(mapping=mapping) if mapping else None)
         started = time.perf_counter()
-        train_ss(settings, force=True)
+        train_ss(settings, force=True, precision=precision)
         print(f"[{name}] train_ss {training or 'defaults'}: {time.perf_counter() - started:.1f} s",
               flush=True)  # fmt: skip
         for column, (column_training, ranking) in COLUMNS.items():
             if json.dumps(column_training, sort_keys=True) != key:
                 continue
             ranked = load_settings(
-                overrides={"paths.home": str(home), **base, **training, **ranking}
+                overrides={"paths.home": str(home), **base, **options, **ranking}
             )
             for entry in queries:
                 relevant = set(entry.get("relevant") or [entry["item"]])
@@ -298,13 +301,11 @@ def scale(work: Path, data: Path) -> None:
     assert full.version is not None
     index_file = Registry(settings.models_dir).kind_dir("ss") / full.version / "index.faiss"
 
-    print("[scale] train_ss --force with ss.precision = int8 in another home ...", flush=True)
-    int8_settings = load_settings(
-        overrides={"paths.home": str(work / "int8"), "ss.precision": "int8"}
-    )
+    print("[scale] train_ss --force with int8 encoder weights in another home ...", flush=True)
+    int8_settings = load_settings(overrides={"paths.home": str(work / "int8")})
     ingest(int8_settings, [meta])
     started = time.perf_counter()
-    int8 = train_ss(int8_settings, force=True)
+    int8 = train_ss(int8_settings, force=True, precision="int8")
     int8_seconds = time.perf_counter() - started
 
     # 1% of the titles change: a small amazon2023 meta file through the ordinary ingest

@@ -77,9 +77,6 @@ class MFSettings:
 class SSSettings:
     fields: list[str] = _s(["title"], "product fields embedded for semantic search")
     batch_size: int = _s(128, "texts per encoder batch")
-    precision: str = _s(
-        "fp32", "encoder weights: fp32 | int8 (quantised: faster, README: figures and quality)"
-    )
     index: str = _s("auto", "FAISS index: auto | flat | hnsw")
     hnsw_threshold: int = _s(50000, "auto picks HNSW at or above this many products")
     hnsw_m: int = _s(32, "HNSW graph degree")

@@ -104,9 +104,12 @@ def test_a_cold_search_process_never_imports_torch(tmp_path):
     assert '"B1"' in proc.stdout
 
 
-def test_precision_is_part_of_the_model(tmp_path, monkeypatch):
+def test_precision_is_part_of_the_model(tmp_path):
     """An int8 catalog is queried with the int8 encoder, and fp32 vectors are never reused for it."""
+    from recsys.config import load_settings
+    from recsys.errors import InvalidInput
     from recsys.models import encoder
+    from recsys.service.search import search, train_ss
 
     from helpers import cli
 
@@ -117,10 +120,10 @@ def test_precision_is_part_of_the_model(tmp_path, monkeypatch):
     )
     cli("ingest", meta, "-q")
     cli("train", "ss", "-q")
-    monkeypatch.setenv("RECSYS_SS_PRECISION", "int8")
-    result = cli("train", "ss", "--json")
-    assert result["params"]["precision"] == "int8" and result["counts"]["newly_encoded"] == 2
-    hits = cli("search", "kitchen knife", "--mode", "semantic", "--json")["hits"]
-    assert hits[0]["item_id"] == "B1" and "int8" in encoder._query_encoders
-    monkeypatch.setenv("RECSYS_SS_PRECISION", "fp16")
-    assert "ss.precision 'fp16': use fp32 or int8" in cli("train", "ss", expect=1).stderr
+    settings = load_settings()
+    result = train_ss(settings, precision="int8")  # not forced: the precision changed
+    assert result.params["precision"] == "int8" and result.counts["newly_encoded"] == 2
+    hits = search(settings, "kitchen knife", mode="semantic").hits
+    assert hits[0].item_id == "B1" and "int8" in encoder._query_encoders
+    with pytest.raises(InvalidInput, match="encoder precision 'fp16': use fp32 or int8"):
+        train_ss(settings, precision="fp16")

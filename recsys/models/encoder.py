@@ -8,7 +8,8 @@ needed, normally by `train ss`, which imports torch anyway, and kept in the user
 onnxruntime alone: a cold `recsys search` never imports torch (~1.5 s, sentence-transformers
 ~5 s), and one query encodes in ~4 ms against ~13 ms for the numpy forward pass this replaced.
 
-`int8` is the same graph with dynamically quantised weights (onnxruntime.quantization).
+`int8` is the same graph with dynamically quantised weights (onnxruntime.quantization, one
+scale per channel).
 `load_sentence_transformer()` stays for the export and as the reference the tests and
 benchmarks compare against.
 """
@@ -28,7 +29,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of the model
 DIMENSIONS = 384
 PRECISIONS = ("fp32", "int8")
-EXPORT_REVISION = 1  # bump when the exported graph changes: the cached files are re-made
+EXPORT_REVISION = 2  # bump when the exported graph changes: the cached files are re-made
 
 
 def model_path() -> Path:
@@ -80,7 +81,11 @@ def ensure_onnx(precision: str = "fp32") -> Path:
 
             logging.disable(logging.WARNING)  # its advice to pre-process is for image models
             try:
-                quantize_dynamic(ensure_onnx("fp32"), tmp, weight_type=QuantType.QInt8)
+                # per channel: one scale per output row kept the cosine to fp32 at 0.993 on
+                # average over 1,000 titles, against 0.962 with one scale per matrix
+                quantize_dynamic(
+                    ensure_onnx("fp32"), tmp, weight_type=QuantType.QInt8, per_channel=True
+                )
             finally:
                 logging.disable(logging.NOTSET)
         os.replace(tmp, path)
