@@ -173,6 +173,25 @@ class SearchSettings:
     )
     max_query_chars: int = _s(512, "longer queries are rejected")
     rrf_k: int = _s(60, "reciprocal rank fusion constant")
+    candidates: int = _s(
+        50, "products each mode ranks before the popularity prior re-orders them (at least 5 x k)"
+    )
+    popularity_weight_semantic: float = _s(
+        0.02,
+        "weight of the popularity prior (0..1, from ratings count and average) added to semantic "
+        "relevance (cosine / the best one); 0 ranks by relevance alone (README: search ranking)",
+    )
+    popularity_weight_keyword: float = _s(
+        0.3,
+        "weight of the popularity prior added to keyword relevance (bm25 / the best one); hybrid "
+        "fuses the two lists after each was re-ordered with its weight",
+    )
+    placeholder_patterns: list[str] = _s(
+        [r"\bconfiguration asin\b", r"\btest (listing|product|item|asin)\b",
+         r"\bplaceholder\b", r"\bdo not (buy|order|purchase)\b", r"\bdummy (listing|product|item)\b"],
+        "regular expressions (case-insensitive) marking test or placeholder listings by title: "
+        "they rank after every other match",
+    )  # fmt: skip
 
 
 @dataclass

@@ -38,7 +38,8 @@ def test_snapshot_follows_ingest_and_falls_back_to_sql(tmp_path):
     assert {k: v["title"] for k, v in fresh.items()} == {
         "A": "Green kite", "B": "Blue kite", "C": "Yellow kite"}  # fmt: skip
     assert fresh["A"] == {"item_id": "A", "title": "Green kite", "image_url": None, "price": 3.5,
-                          "main_category": "Toys"}  # fmt: skip
+                          "main_category": "Toys", "rating_count": None, "average_rating": None,
+                          "categories": None}  # fmt: skip
 
 
 def test_items_without_a_catalog_row_are_remembered_until_the_next_reload(tmp_path, monkeypatch):

@@ -365,14 +365,14 @@ def test_metrics_in_prometheus_text_format(client, home):
         s for s in samples if not METRIC_LINE.match(s)
     ]
     text = r.text
-    route = 'route="/matrix_factor/similar",method="POST"'
-    assert f'recsys_http_requests_total{{{route},status="200"}} 3' in text
-    assert f'recsys_http_requests_total{{{route},status="400"}} 1' in text
-    assert f"recsys_http_request_duration_seconds_count{{{route}}} 4" in text
-    assert f'recsys_http_request_duration_seconds_bucket{{{route},le="+Inf"}} 4' in text
+    route = 'method="POST",route="/matrix_factor/similar"'  # prometheus_client sorts labels
+    assert f'recsys_http_requests_total{{{route},status="200"}} 3.0' in text
+    assert f'recsys_http_requests_total{{{route},status="400"}} 1.0' in text
+    assert f"recsys_http_request_duration_seconds_count{{{route}}} 4.0" in text
+    assert f'recsys_http_request_duration_seconds_bucket{{le="+Inf",{route}}} 4.0' in text
     version = Registry(home / "models").current("mf")
-    assert f'recsys_model_info{{kind="als",version="{version}"}} 1' in text
-    assert "recsys_ready 1" in text
+    assert f'recsys_model_info{{kind="als",version="{version}"}} 1.0' in text
+    assert "recsys_ready 1.0" in text
     assert re.search(r'recsys_training_jobs\{state="running"\} \d+', text)
 
 

@@ -18,6 +18,8 @@ from recsys.http.app import create_app
 from recsys.http.outage import outage
 from recsys.models.registry import Registry
 
+from test_http_limits import requests_counted
+
 
 @pytest.fixture(autouse=True)
 def no_outage_in_progress():
@@ -77,8 +79,8 @@ def test_a_client_hanging_up_mid_body_is_a_499_not_a_server_error(home, caplog):
 
     caplog.clear()
     asyncio.run(app(scope, receive, send))
-    counted = app.state["recsys"].metrics.requests
-    assert counted == {("/search", "POST", 499): 1}
+    metrics = app.state["recsys"].metrics.render(models={}, jobs={}, ready=True)
+    assert requests_counted(metrics) == {("/search", "POST", "499"): 1}
     assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
 
 

@@ -292,3 +292,35 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(home, tmp_path):
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
         assert re.search(r"\d+ passed", proc.stdout), proc.stdout[-2000:]
     assert " 500 " not in log and "Traceback" not in log
+
+
+def scrape(url: str) -> tuple[int, dict[str, float]]:
+    """(worker pid that answered, request counts by route/method/status label text)."""
+    text = httpx.get(url + "/metrics", headers={"Connection": "close"}).text
+    pid = int(float(re.search(r"^recsys_worker_pid (\S+)$", text, re.M).group(1)))
+    counts = {
+        labels: float(value)
+        for labels, value in re.findall(r"^recsys_http_requests_total\{(.*)\} (\S+)$", text, re.M)
+    }
+    return pid, counts
+
+
+def test_metrics_count_every_workers_requests(home):
+    """With 2 workers a scrape reaches one of them, yet counts the requests both answered."""
+    item, _ = some_item_and_user(home)
+    route = 'method="POST",route="/matrix_factor/similar",status="200"'
+    with serve(home, "--workers", "2") as server:
+        pids: set[int] = set()
+        for _ in range(40):  # fresh connections spread over the workers
+            r = httpx.post(server.url + "/matrix_factor/similar", json={"item_id": item},
+                           headers={"Connection": "close"})  # fmt: skip
+            assert r.status_code == 200
+        seen = []
+        for _ in range(30):
+            pid, counts = scrape(server.url)
+            pids.add(pid)
+            seen.append(counts.get(route))
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, "every scrape reached the same worker"
+        assert all(n == 40 for n in seen), seen  # whichever worker answered the scrape

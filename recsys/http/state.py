@@ -69,8 +69,8 @@ def model_loaders(
 
         return load, prepare
 
-    def prepare_ss(_model: Any) -> None:
-        query_encoder()  # load the encoder's weights before the first search needs them
+    def prepare_ss(model: Any) -> None:
+        query_encoder(model.precision)  # load the encoder before the first search needs it
 
     loaders = {}
     for kind in KIND_TABLE.values():

@@ -1,4 +1,5 @@
-"""An in-memory snapshot of the catalog fields every result line shows, for the server.
+"""An in-memory snapshot of the catalog fields every result line shows (and search ranks and
+filters by), for the server.
 
 A result line needs title, image, price and category of ~10 items: one SQL query costs ~0.3 ms of
 a ~1.4 ms recommendation. The server's refresher thread (never a request) reloads the snapshot
@@ -20,7 +21,11 @@ from sqlalchemy import Engine, select
 from recsys.store.engine import get_meta
 from recsys.store.tables import product_catalog
 
-FIELDS = ("item_id", "title", "image_url", "price", "main_category")
+# rating_count, average_rating: the popularity prior of search; categories: its category filter
+FIELDS = (
+    "item_id", "title", "image_url", "price", "main_category", "rating_count", "average_rating",
+    "categories",
+)  # fmt: skip
 
 # Keyed by the engine object, which lives as long as the process (one per database URL, see
 # service.data.engine_for): rendering its URL as a key took longer than the lookup itself.
