@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
     args = parser.parse_args()
-    from recsys.http.metrics import MULTIPROC_ENV, Metrics
+    from recsys.server.metrics import MULTIPROC_ENV, Metrics
 
     os.environ.pop(MULTIPROC_ENV, None)
     baseline = per_observe_us(HandWritten(), args.requests)

@@ -530,7 +530,7 @@ def test_a_model_a_request_loaded_gets_its_serving_indexes_from_the_refresher(ho
     refresher round builds what the server's own loader would have, on that same model."""
     import math
 
-    from recsys.http.state import ServerState
+    from recsys.server.state import ServerState
     from recsys.service.models import loaded
 
     settings = Settings()
@@ -553,8 +553,8 @@ def test_a_model_a_request_loaded_gets_its_serving_indexes_from_the_refresher(ho
 def test_serving_indexes_that_fail_to_build_are_tried_once(home, monkeypatch, caplog):
     import math
 
-    from recsys.http.state import ServerState
     from recsys.models.als import ALSModel
+    from recsys.server.state import ServerState
 
     settings = Settings()
     settings.paths.home = str(home)

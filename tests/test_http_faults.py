@@ -15,8 +15,8 @@ from test_http import assert_error, build_home, client_for, home, make_settings 
 
 from recsys import service
 from recsys.http.app import create_app
-from recsys.http.outage import outage
 from recsys.models.registry import Registry
+from recsys.server.outage import outage
 
 from test_http_limits import requests_counted
 

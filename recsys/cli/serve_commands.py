@@ -87,7 +87,7 @@ def _answer_one(cfg, path: str) -> int:  # type: ignore[no-untyped-def]
 def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
-    from recsys.http.settings_io import ENV_VAR, settings_to_json
+    from recsys.server.settings_io import ENV_VAR, settings_to_json
 
     server = cfg.server
     if server.host not in ("127.0.0.1", "localhost", "::1") and not server.api_key:
@@ -98,7 +98,7 @@ def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
         )
     # Workers are started from an import string, so they rebuild these exact settings from the env.
     os.environ[ENV_VAR] = settings_to_json(cfg)
-    # Every worker's request metrics in one place (recsys.http.metrics): a fresh directory per
+    # Every worker's request metrics in one place (recsys.server.metrics): a fresh directory per
     # run, unless the operator chose one (then clearing it between runs is theirs to do).
     own_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

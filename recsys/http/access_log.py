@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from recsys.http.metrics import Metrics
+from recsys.server.metrics import Metrics
 
 UNMATCHED = "<unmatched>"
 CLIENT_GONE = "recsys.client_gone"  # scope key: the client hung up before its answer started

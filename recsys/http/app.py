@@ -28,8 +28,8 @@ from recsys.http.errors import (
 )
 from recsys.http.routes import SECURITY_SCHEME, VERSION_HEADER, build_handlers
 from recsys.http.schemas import ID_LENGTH
-from recsys.http.settings_io import settings_from_env
-from recsys.http.state import ServerState
+from recsys.server.settings_io import settings_from_env
+from recsys.server.state import ServerState
 
 DESCRIPTION = """Recommendations (collaborative filtering) and product search over the same service
 functions as the `recsys` CLI. Every error has the shape

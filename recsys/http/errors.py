@@ -17,8 +17,8 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from recsys.errors import RecsysError, StoreError
 from recsys.http.access_log import CLIENT_GONE
-from recsys.http.outage import RETRY_AFTER_SECONDS, is_store_error, outage
 from recsys.http.schemas import ErrorBody, ErrorDetail
+from recsys.server.outage import RETRY_AFTER_SECONDS, is_store_error, outage
 
 logger = logging.getLogger("recsys.http")
 

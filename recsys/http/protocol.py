@@ -76,7 +76,7 @@ class _Limits:
 
 def _limits() -> type[_Limits]:
     if not _Limits.loaded:
-        from recsys.http.settings_io import settings_from_env
+        from recsys.server.settings_io import settings_from_env
 
         server = settings_from_env().server
         _Limits.header_timeout = server.header_timeout_seconds

@@ -28,8 +28,8 @@ from litestar.params import Body, Parameter, RawBody
 from recsys import service
 from recsys.config import Settings
 from recsys.http.schemas import ErrorBody, Health, Job, JobList, TrainRequest, request_types
-from recsys.http.state import ServerState
 from recsys.schemas import Recommendations, SearchResults, Status
+from recsys.server.state import ServerState
 
 VERSION_HEADER = "X-Model-Version"
 SECURITY_SCHEME = "ApiKey"

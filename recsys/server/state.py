@@ -22,13 +22,13 @@ import msgspec
 from sqlalchemy import text
 
 from recsys.config import Settings
-from recsys.http.jobs import JobManager
-from recsys.http.metrics import Metrics
-from recsys.http.outage import is_store_error, outage
 from recsys.http.schemas import Health
 from recsys.models.kinds import KINDS as KIND_TABLE
 from recsys.models.registry import KINDS, Registry
 from recsys.schemas import Status
+from recsys.server.jobs import JobManager
+from recsys.server.metrics import Metrics
+from recsys.server.outage import is_store_error, outage
 
 logger = logging.getLogger("recsys.http")
 

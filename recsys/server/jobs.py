@@ -42,12 +42,12 @@ import msgspec
 from recsys.config import Settings
 from recsys.errors import Conflict, NotFound, RecsysError, disk_full
 from recsys.http.schemas import ErrorDetail, Job, JobProgress
-from recsys.http.settings_io import settings_from_json, settings_to_json
 from recsys.models.kinds import resolve
 from recsys.models.registry import pid_alive
+from recsys.server.settings_io import settings_from_json, settings_to_json
 from recsys.system import usable_cores
 
-logger = logging.getLogger("recsys.http.jobs")
+logger = logging.getLogger("recsys.server.jobs")
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 ACTIVE = ("queued", "running")
 KEEP_JOBS = 200  # finished job records kept in <home>/jobs
@@ -165,7 +165,7 @@ class JobManager:
         env = {**os.environ, "OMP_NUM_THREADS": str(training_threads(self.settings))}
         with open(self.folder / f"{job.id}.log", "wb") as log:
             child = subprocess.Popen(
-                [sys.executable, "-m", "recsys.http.jobs", job.id, str(lock_fd)],
+                [sys.executable, "-m", "recsys.server.jobs", job.id, str(lock_fd)],
                 stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                 pass_fds=(lock_fd,), start_new_session=True, env=env,
             )  # fmt: skip
