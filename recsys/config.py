@@ -183,6 +183,25 @@ class SearchSettings:
     )
     max_query_chars: int = _s(512, "longer queries are rejected")
     rrf_k: int = _s(60, "reciprocal rank fusion constant")
+    candidates: int = _s(
+        50, "products each mode ranks before the popularity prior re-orders them (at least 5 x k)"
+    )
+    popularity_weight_semantic: float = _s(
+        0.02,
+        "weight of the popularity prior (0..1, from ratings count and average) added to semantic "
+        "relevance (cosine / the best one); 0 ranks by relevance alone (README: search ranking)",
+    )
+    popularity_weight_keyword: float = _s(
+        0.3,
+        "weight of the popularity prior added to keyword relevance (bm25 / the best one); hybrid "
+        "fuses the two lists after each was re-ordered with its weight",
+    )
+    placeholder_patterns: list[str] = _s(
+        [r"\bconfiguration asin\b", r"\btest (listing|product|item|asin)\b",
+         r"\bplaceholder\b", r"\bdo not (buy|order|purchase)\b", r"\bdummy (listing|product|item)\b"],
+        "regular expressions (case-insensitive) marking test or placeholder listings by title: "
+        "they rank after every other match",
+    )  # fmt: skip
 
 
 @dataclass
@@ -199,6 +218,15 @@ class ServerSettings:
     reload_check_seconds: float = _s(1.0, "how often the server looks for a newly published model")
     shutdown_timeout_seconds: float = _s(
         30.0, "on SIGTERM, in-flight requests get this long to finish before connections close"
+    )
+    header_timeout_seconds: float = _s(
+        10.0, "a connection must send a request's complete headers within this long; 0: no limit"
+    )
+    body_timeout_seconds: float = _s(
+        30.0, "...and its complete body within this long after the headers; 0: no limit"
+    )
+    max_connections: int = _s(
+        1000, "open connections per worker (kept below the open-file limit); more get 503"
     )
     training_nice: int = _s(10, "niceness of training jobs started over HTTP: serving stays fast")
     training_threads: int = _s(
@@ -353,6 +381,7 @@ def load_settings(
             _assign(settings, sources, dotted, value, "flag")
     settings.sources = sources
     _check_ranges(settings)
+    _check_home(settings)
     return settings
 
 
@@ -382,6 +411,16 @@ def _check_ranges(settings: Settings) -> None:
             f"{settings.sources['feedback.default_rating']}: setting 'feedback.default_rating' "
             f"must be finite (got {feedback.default_rating})"
         )
+
+
+def _check_home(settings: Settings) -> None:
+    """The data home must be a directory (or not exist yet): a regular file there would end in
+    an OSError deep inside the first command that writes."""
+    home = settings.home
+    if home.exists() and not home.is_dir():
+        origin = settings.sources.get("paths.home", "default")
+        named = {"flag": "--home", "env RECSYS_HOME": "RECSYS_HOME"}.get(origin, origin)
+        raise ConfigError(f"data home {home} is not a directory (set by {named})")
 
 
 def _env_to_key(name: str) -> str | None:

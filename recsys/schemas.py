@@ -64,11 +64,15 @@ class StoreStatus(msgspec.Struct):
     rated_items: int
     ratings_without_product: int
     last_ingest_at: str | None
+    # True while the store changed since the counts were taken (the server never waits for a
+    # recount during an ingest: it recounts in the background and answers with the last counts)
+    counts_stale: bool = False
 
 
 class Status(msgspec.Struct):
     store: StoreStatus
-    models: dict[str, ModelInfo | None] = {}
+    models: dict[str, ModelInfo | None] = {}  # the server: the versions it serves
+    refused: dict[str, str] = {}  # kind -> "version: why" of a current version the server refused
 
 
 class ScoredItem(msgspec.Struct):
@@ -111,6 +115,7 @@ class SearchResults(msgspec.Struct):
     mode: str
     model_version: str | None
     hits: list[ScoredItem]
+    message: str | None = None  # why there are no hits, when a filter explains it
 
 
 class RankingMetrics(msgspec.Struct):

@@ -24,3 +24,19 @@ def available_memory_bytes() -> int | None:
     except OSError:
         return None
     return None
+
+
+def lower_this_threads_priority(steps: int) -> None:
+    """Make the calling thread `steps` nicer (Linux only: elsewhere niceness is per process, and
+    nothing happens). Background work then takes only the CPU that requests leave over."""
+    import sys
+    import threading
+
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + steps))
+    except OSError:  # not allowed: run at the process's priority
+        pass

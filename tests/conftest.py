@@ -25,11 +25,12 @@ def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)  # so ./config.toml of the repository is not picked up
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     from recsys.service import data, models
-    from recsys.store import catalog_cache
+    from recsys.store import catalog_cache, counts
 
     data._engine.cache_clear()
     models.clear()
     catalog_cache.clear()
+    counts.clear()
     return home
 
 

@@ -40,6 +40,25 @@ def _run(args: list[str]) -> None:
 @contextlib.contextmanager
 def pg_cluster() -> Iterator[str]:
     """Yields a SQLAlchemy URL of a fresh database; stops and deletes the cluster afterwards."""
+    with pg_cluster_control() as cluster:
+        yield cluster.url
+
+
+class Cluster:
+    def __init__(self, url: str, data: Path, opts: str, log: Path) -> None:
+        self.url, self.data, self.opts, self.log = url, data, opts, log
+
+    def start(self) -> None:
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", self.opts, "-l", str(self.log),
+              "-w", "start"])  # fmt: skip
+
+    def stop(self) -> None:
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+
+
+@contextlib.contextmanager
+def pg_cluster_control() -> Iterator[Cluster]:
+    """A fresh cluster that a test can stop and start again (a database outage)."""
     root = Path(tempfile.mkdtemp(prefix="recsys-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
@@ -47,22 +66,12 @@ def pg_cluster() -> Iterator[str]:
     port = _free_port()
     _run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"])
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run(
-        [
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-l",
-            str(root / "log"),
-            "-w",
-            "start",
-        ]
-    )
+    cluster = Cluster(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, opts,
+                      root / "log")  # fmt: skip
+    cluster.start()
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield cluster
     finally:
         with contextlib.suppress(Exception):
-            _run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+            cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -38,4 +38,38 @@ def test_snapshot_follows_ingest_and_falls_back_to_sql(tmp_path):
     assert {k: v["title"] for k, v in fresh.items()} == {
         "A": "Green kite", "B": "Blue kite", "C": "Yellow kite"}  # fmt: skip
     assert fresh["A"] == {"item_id": "A", "title": "Green kite", "image_url": None, "price": 3.5,
-                          "main_category": "Toys"}  # fmt: skip
+                          "main_category": "Toys", "rating_count": None, "average_rating": None,
+                          "categories": None}  # fmt: skip
+
+
+def test_items_without_a_catalog_row_are_remembered_until_the_next_reload(tmp_path, monkeypatch):
+    """A ratings-only store: ids SQL does not know are not queried again on every request."""
+    meta = tmp_path / "meta.jsonl"
+    _meta(meta, {"A": "Red kite"})
+    cli("ingest", meta, "-q")
+    engine = engine_for(load_settings())
+    snapshot = catalog_cache.enable(engine)
+    snapshot.refresh()
+    queries: list[str] = []
+
+    from sqlalchemy import event
+
+    def count(conn, cursor, statement, *args):
+        if "product_catalog" in statement:
+            queries.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert set(products_by_id(engine, ["A", "X", "Y"])) == {"A"}
+        assert len(queries) == 1  # X and Y asked once
+        assert set(products_by_id(engine, ["A", "X", "Y"])) == {"A"}
+        assert set(products_by_id(engine, ["Y", "X"])) == set()
+        assert len(queries) == 1  # then remembered as missing
+        _meta(meta, {"X": "Late kite"})
+        cli("ingest", meta, "-q")
+        assert snapshot.refresh()  # a catalog change forgets what was missing
+        queries.clear()
+        assert products_by_id(engine, ["X", "Y"])["X"]["title"] == "Late kite"
+        assert len(queries) == 1  # Y asked again after the reload, X from the snapshot
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

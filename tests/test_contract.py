@@ -294,3 +294,24 @@ def test_ease_is_bounded_by_max_items_and_by_the_memory_available(monkeypatch):
     monkeypatch.setattr(ease, "available_memory_bytes", lambda: need)  # a nearly full machine
     with pytest.raises(Conflict, match=r"lower ease.max_items"):
         ease.EASEModel.from_fit(matrix, {"regularization": 50.0, "max_items": 100}, ids, items)
+
+
+@pytest.mark.parametrize("name", RECOMMENDERS)
+def test_recommend_ranks_like_the_full_catalog_scores(fitted, name):
+    """Fast paths (item-item models rank only the neighbours of the user's items, EASE only its
+    kept items) give the positive-scored top of `user_scores`, the path evaluation measures."""
+    model, _ = fitted[name]
+    allowed = np.ones(model.n_items, dtype=bool)
+    allowed[1::3] = False
+    for user in (3, 77, 150, 200):
+        items, ratings = model.seen(user)
+        for mask in (None, allowed):
+            scores = model.user_scores(items, ratings)
+            scores[items] = -np.inf
+            if mask is not None:
+                scores[~mask] = -np.inf
+            picks, got = model.recommend(items, ratings, 10, exclude=items, allowed=mask)
+            positive = got > 1e-6
+            want = np.sort(scores[np.isfinite(scores) & (scores > 1e-6)])[::-1][:10]
+            np.testing.assert_allclose(got[positive], want[: positive.sum()], rtol=1e-4)
+            np.testing.assert_allclose(scores[picks[positive]], got[positive], rtol=1e-4)

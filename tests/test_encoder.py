@@ -1,14 +1,16 @@
-"""The numpy query encoder: batched forward passes, the batching front of the server, its erf."""
+"""The ONNX Runtime encoder: equal to sentence-transformers, batched passes, the batching front of
+the server, the int8 variant, and a cold search that never imports torch."""
 
 from __future__ import annotations
 
-import math
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from recsys.models.encoder import BatchingEncoder, NumpyMiniLM, _erf
+from recsys.models.encoder import BatchingEncoder, OnnxMiniLM, load_sentence_transformer, onnx_path
 
 TEXTS = [
     "wireless earbuds",
@@ -21,14 +23,30 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def model() -> NumpyMiniLM:
-    return NumpyMiniLM()
+def model() -> OnnxMiniLM:
+    return OnnxMiniLM()
+
+
+def test_vectors_equal_sentence_transformers(model):
+    reference = load_sentence_transformer().encode(TEXTS, normalize_embeddings=True)
+    vectors = model.encode(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
+    assert np.all((vectors * reference).sum(1) > 0.99999)
+    assert np.abs(vectors - reference).max() < 1e-5
+
+
+def test_int8_is_a_quantised_copy_close_to_fp32(model):
+    int8 = OnnxMiniLM("int8")
+    assert onnx_path("int8").stat().st_size < onnx_path("fp32").stat().st_size / 3
+    texts = [t for t in TEXTS if t]
+    cosines = (int8.encode(texts) * model.encode(texts)).sum(1)
+    assert np.all(cosines > 0.85) and np.all(cosines < 0.99999)  # close, but not the same graph
 
 
 def test_a_batch_encodes_each_text_as_alone(model):
     alone = np.stack([model.encode([text])[0] for text in TEXTS])
     together = model.encode(TEXTS)
-    assert np.abs(model.encode(TEXTS, chunk=4) - together).max() < 1e-6  # passes of 4 and 2
+    assert np.abs(model.encode(TEXTS, batch_size=4) - together).max() < 1e-6  # passes of 4 and 2
     assert together.dtype == np.float32 and together.shape == (len(TEXTS), 384)
     assert np.abs(together - alone).max() < 1e-6  # padding and masking change nothing
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-6)
@@ -65,8 +83,47 @@ def test_an_error_reaches_only_its_caller_and_the_encoder_goes_on(model):
     assert batching.encode(iter(["a"])).shape == (1, 384)
 
 
-def test_erf_matches_the_exact_function():
-    xs = np.linspace(-8, 8, 100_001, dtype=np.float32)
-    exact = np.array([math.erf(float(x)) for x in xs])
-    assert np.abs(_erf(xs).astype(np.float64) - exact).max() < 1e-6
-    assert _erf(xs).dtype == np.float32
+def test_a_cold_search_process_never_imports_torch(tmp_path):
+    """The query path runs on onnxruntime alone (torch costs ~1.5 s, sentence-transformers ~5 s)."""
+    from helpers import cli
+
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text('{"parent_asin": "B1", "title": "Stainless steel chef knife"}\n')
+    cli("ingest", meta, "-q")
+    cli("train", "ss", "-q")
+    script = (
+        "import sys; from recsys.cli import main; sys.argv = ['recsys', 'search', 'knife', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules\n"
+        "assert 'onnxruntime' in sys.modules"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"B1"' in proc.stdout
+
+
+def test_precision_is_part_of_the_model(tmp_path):
+    """An int8 catalog is queried with the int8 encoder, and fp32 vectors are never reused for it."""
+    from recsys.config import load_settings
+    from recsys.errors import InvalidInput
+    from recsys.models import encoder
+    from recsys.service.search import search, train_ss
+
+    from helpers import cli
+
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text(
+        '{"parent_asin": "B1", "title": "Stainless steel chef knife"}\n'
+        '{"parent_asin": "B2", "title": "Elderberry gummies for kids"}\n'
+    )
+    cli("ingest", meta, "-q")
+    cli("train", "ss", "-q")
+    settings = load_settings()
+    result = train_ss(settings, precision="int8")  # not forced: the precision changed
+    assert result.params["precision"] == "int8" and result.counts["newly_encoded"] == 2
+    hits = search(settings, "kitchen knife", mode="semantic").hits
+    assert hits[0].item_id == "B1" and "int8" in encoder._query_encoders
+    with pytest.raises(InvalidInput, match="encoder precision 'fp16': use fp32 or int8"):
+        train_ss(settings, precision="fp16")

@@ -165,3 +165,26 @@ def test_evaluate_on_real_gift_cards(shared_data):
     report = cli("evaluate", "mf", "--split", "random", "--set", "als.factors=16", "--json")
     assert report["evaluated_users"] > 100 and report["params"]["als"]["factors"] == 16
     assert set(report["models"]) == {"als", "popularity"}
+
+
+def test_tune_records_the_best_parameters_that_train_and_auto_then_use(taste_groups):
+    report = cli("tune", "ease", "rp3beta", "--trials", "3", "--set", "evaluate.split=random",
+                 "--json")  # fmt: skip
+    assert {t["model"] for t in report["models"]} == {"ease", "rp3beta"}
+    assert report["best"] == report["models"][0]["model"]  # best validation NDCG first
+    assert "of the training part" in report["validation_description"]
+    for t in report["models"]:
+        assert 1 <= t["trials"] <= 3 and 0 < t["validation_ndcg"] <= 1 and t["test_ndcg"] > 0
+    best = report["models"][0]
+    trained = cli("train", best["model"], "--json")
+    assert trained["params"] == best["params"]  # train takes the tuned values...
+    flagged = cli("train", "ease", "--regularization", "7", "--json")
+    assert flagged["params"]["regularization"] == 7.0  # ...unless a flag says otherwise
+    cli("train", "als", "-q")
+    picks = cli("recommend", "user", "u003", "-n", "3", "--json")  # recommend.model = auto
+    assert picks["model"] == report["best"]
+    assert "0 = none" in cli("tune", "--help").output
+    assert (
+        "trials must be at least 1"
+        in cli("tune", "ease", "--set", "tune.trials=0", expect=1).output
+    )

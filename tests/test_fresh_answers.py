@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from recsys.errors import InvalidInput
 from recsys.models.kinds import RECOMMENDERS
+from recsys.service.filters import Filters
 
 from helpers import cli
 from test_mf import write_taste_groups
@@ -190,11 +192,16 @@ def test_filters_hold_on_similar_items_fallback_included(taste_home, model):
             assert int(found[1:]) % 2 == 0 and price_of(found) <= 30
 
 
-def test_a_bad_price_range_is_a_clear_error(taste_home):
+def test_an_empty_price_range_is_an_empty_answer_and_a_negative_price_an_error(taste_home):
     cli("train", "popularity", "-q")
-    result = cli("recommend", "user", "u003", "--price-min", "9", "--price-max", "3", expect=1)
-    assert "price_min (9) is above price_max (3)" in result.output
-    result = cli("recommend", "item", "i04", "--price-min", "-1", expect=2)
+    for kind, key in (("user", "u003"), ("item", "i04")):
+        result = cli("recommend", kind, key, "--model", "popularity", "--price-min", "9",
+                     "--price-max", "3", "--json")  # fmt: skip
+        assert result["items"] == []
+        assert "price_min (9) is above price_max (3): no item can pass" in result["message"]
+        cli("recommend", kind, key, "--price-min", "-1", expect=2)
+    with pytest.raises(InvalidInput, match="price_max must be a finite number >= 0"):
+        Filters.of(price_max=float("nan"))
 
 
 def test_live_history_on_every_backend(tmp_path, db_url):

@@ -365,14 +365,14 @@ def test_metrics_in_prometheus_text_format(client, home):
         s for s in samples if not METRIC_LINE.match(s)
     ]
     text = r.text
-    route = 'route="/matrix_factor/similar",method="POST"'
-    assert f'recsys_http_requests_total{{{route},status="200"}} 3' in text
-    assert f'recsys_http_requests_total{{{route},status="400"}} 1' in text
-    assert f"recsys_http_request_duration_seconds_count{{{route}}} 4" in text
-    assert f'recsys_http_request_duration_seconds_bucket{{{route},le="+Inf"}} 4' in text
+    route = 'method="POST",route="/matrix_factor/similar"'  # prometheus_client sorts labels
+    assert f'recsys_http_requests_total{{{route},status="200"}} 3.0' in text
+    assert f'recsys_http_requests_total{{{route},status="400"}} 1.0' in text
+    assert f"recsys_http_request_duration_seconds_count{{{route}}} 4.0" in text
+    assert f'recsys_http_request_duration_seconds_bucket{{le="+Inf",{route}}} 4.0' in text
     version = Registry(home / "models").current("mf")
-    assert f'recsys_model_info{{kind="als",version="{version}"}} 1' in text
-    assert "recsys_ready 1" in text
+    assert f'recsys_model_info{{kind="als",version="{version}"}} 1.0' in text
+    assert "recsys_ready 1.0" in text
     assert re.search(r'recsys_training_jobs\{state="running"\} \d+', text)
 
 
@@ -530,7 +530,7 @@ def test_a_model_a_request_loaded_gets_its_serving_indexes_from_the_refresher(ho
     refresher round builds what the server's own loader would have, on that same model."""
     import math
 
-    from recsys.http.state import ServerState
+    from recsys.server.state import ServerState
     from recsys.service.models import loaded
 
     settings = Settings()
@@ -553,8 +553,8 @@ def test_a_model_a_request_loaded_gets_its_serving_indexes_from_the_refresher(ho
 def test_serving_indexes_that_fail_to_build_are_tried_once(home, monkeypatch, caplog):
     import math
 
-    from recsys.http.state import ServerState
     from recsys.models.als import ALSModel
+    from recsys.server.state import ServerState
 
     settings = Settings()
     settings.paths.home = str(home)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys.models.registry import Registry
+
 from helpers import cli
 
 META = "amazon2023-health-personal-care-meta-subset/meta_Health_and_Personal_Care.jsonl"
@@ -72,15 +74,19 @@ def test_category_filter_and_k(trained_home):
     assert len(result["hits"]) == 7 and {h["category"] for h in result["hits"]} == {
         "Health & Personal Care"
     }
-    assert hits(trained_home, "vitamin", "--category", "Toys & Games") == []
+    # any case; a category no product has is an empty answer naming close ones (as recommend)
+    assert hits(trained_home, "vitamin", "--category", "health & personal care", "-k", "3")
+    result = cli("--home", trained_home, "search", "vitamin", "--category", "Health & Personal",
+                 "--json")  # fmt: skip
+    assert result["hits"] == [] and "did you mean 'Health & Personal Care'?" in result["message"]
 
 
 def test_query_vectors_equal_training_encoder(trained_home):
-    from recsys.models.encoder import NumpyMiniLM, load_sentence_transformer
+    from recsys.models.encoder import OnnxMiniLM, load_sentence_transformer
 
     texts = ["wireless earbuds for running", "Nature's Stance Elderberry Immune Gummies with Zinc",
              "KT-450", "ünïcödé – ✓", "x " * 400]  # fmt: skip
-    light = NumpyMiniLM().encode(texts)
+    light = OnnxMiniLM().encode(texts)
     torch_vectors = load_sentence_transformer().encode(texts, normalize_embeddings=True)
     assert light.dtype == np.float32 and light.shape == (5, 384)
     assert np.abs(light - torch_vectors).max() < 1e-5
@@ -183,3 +189,17 @@ def cli_rows(home: Path, query: str) -> list[tuple]:
     from helpers import rows
 
     return rows(f"sqlite:///{home / 'recsys.db'}", query)
+
+
+def test_train_ss_rebuilds_a_damaged_live_index(trained_home):
+    registry = Registry(trained_home / "models")
+    version = registry.current("ss")
+    path = registry.kind_dir("ss") / version / "index.faiss"
+    path.write_bytes(path.read_bytes()[:1000])
+    assert "checksum" in cli("--home", trained_home, "search", "yoga", expect=1).output
+    result = cli("--home", trained_home, "train", "ss", "--json")
+    assert not result["skipped"] and result["version"] != version
+    assert (
+        cli("--home", trained_home, "search", "yoga", "--json")["model_version"]
+        == result["version"]
+    )

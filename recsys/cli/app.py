@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, disk_full
 
 app = typer.Typer(
     name="recsys",
@@ -104,6 +104,11 @@ def command(group: typer.Typer, name: str, **kwargs: Any) -> Callable:
                 if _globals.debug:
                     raise
                 fail(str(exc))
+            except Exception as exc:  # a full disk is the environment, not a bug: one line
+                full = disk_full(exc, _home_or_none())
+                if full is None or _globals.debug:
+                    raise
+                fail(str(full))
 
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[*signature.parameters.values(), *_GLOBAL_PARAMS]
@@ -116,6 +121,14 @@ def command(group: typer.Typer, name: str, **kwargs: Any) -> Callable:
         return fn
 
     return register
+
+
+def _home_or_none() -> Path | None:
+    """The data home, to name the disk that filled up when the error does not say which file."""
+    try:
+        return settings().home
+    except Exception:
+        return None
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -53,6 +53,17 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
+def _known_encoding(value: str) -> str:
+    """--encoding must name a codec Python knows: a usage error (exit 2) before any file is read."""
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise typer.BadParameter(f"unknown encoding {value!r}") from None
+    return value
+
+
 @command(app, "ingest")
 def ingest_command(
     paths: Annotated[list[Path], typer.Argument(help="Review or product files (.gz or plain).")],
@@ -72,7 +83,9 @@ def ingest_command(
         list[str] | None,
         typer.Option("--map", help="FIELD=COLUMN, e.g. --map user=userId (repeatable)."),
     ] = None,
-    encoding: Annotated[str, typer.Option(help="Generic logs: text encoding.")] = "utf-8",
+    encoding: Annotated[
+        str, typer.Option(help="Generic logs: text encoding.", callback=_known_encoding)
+    ] = "utf-8",
     rating_range: Annotated[
         str | None,
         typer.Option(

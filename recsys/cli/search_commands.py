@@ -54,7 +54,7 @@ def search_command(
         )  # fmt: skip
     out.print(table)
     if not results.hits:
-        out.print("no matches")
+        out.print(results.message or "no matches", highlight=False)
 
 
 @command(train_app, "ss")

@@ -2,7 +2,9 @@
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from enum import Enum
 from typing import Annotated
 
@@ -85,7 +87,7 @@ def _answer_one(cfg, path: str) -> int:  # type: ignore[no-untyped-def]
 def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
-    from recsys.http.settings_io import ENV_VAR, settings_to_json
+    from recsys.server.settings_io import ENV_VAR, settings_to_json
 
     server = cfg.server
     if server.host not in ("127.0.0.1", "localhost", "::1") and not server.api_key:
@@ -96,6 +98,20 @@ def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
         )
     # Workers are started from an import string, so they rebuild these exact settings from the env.
     os.environ[ENV_VAR] = settings_to_json(cfg)
+    # Every worker's request metrics in one place (recsys.server.metrics): a fresh directory per
+    # run, unless the operator chose one (then clearing it between runs is theirs to do).
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="recsys-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    try:
+        _run_uvicorn(uvicorn, server)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _run_uvicorn(uvicorn, server) -> None:  # type: ignore[no-untyped-def]
     uvicorn.run(
         "recsys.http.app:app_from_env",
         factory=True,
@@ -103,6 +119,7 @@ def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
         port=server.port,
         workers=server.workers,
         access_log=False,  # our own one-line-per-request log (recsys.http.access_log)
+        http="recsys.http.protocol:LimitedH11Protocol",  # header/body timeouts, connection cap
         timeout_graceful_shutdown=server.shutdown_timeout_seconds,
         log_level="info",
     )

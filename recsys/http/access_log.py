@@ -15,9 +15,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from recsys.http.metrics import Metrics
+from recsys.server.metrics import Metrics
 
 UNMATCHED = "<unmatched>"
+CLIENT_GONE = "recsys.client_gone"  # scope key: the client hung up before its answer started
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for it, logged and counted instead of a 500
 MODEL_VERSION_HEADER = b"x-model-version"
 
 
@@ -87,19 +89,29 @@ class RequestObserver:
         start = time.perf_counter()
         status = 500
         version = ""
+        started = False
 
         async def observed_send(message: Any) -> None:
-            nonlocal status, version
+            nonlocal status, version, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 for name, value in message.get("headers", ()):
                     if name.lower() == MODEL_VERSION_HEADER:
                         version = value.decode("latin-1")
             await send(message)
 
+        async def observed_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not started:
+                scope[CLIENT_GONE] = True  # errors.py logs it quietly
+            return message
+
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, observed_receive, observed_send)
         finally:
+            if scope.get(CLIENT_GONE):
+                status = CLIENT_CLOSED_REQUEST  # no answer reached anyone: not a server error
             seconds = time.perf_counter() - start
             route = scope.get("path_template") or UNMATCHED
             method = scope.get("method", "")

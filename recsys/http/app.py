@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIType, SecurityScheme
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from recsys import __version__
 from recsys.config import Settings
@@ -17,10 +19,17 @@ from recsys.errors import RecsysError
 from recsys.http import access_log
 from recsys.http.auth import HEADER as API_KEY_HEADER
 from recsys.http.auth import api_key_guard
-from recsys.http.errors import handle_http_exception, handle_internal_error, handle_recsys_error
+from recsys.http.errors import (
+    handle_http_exception,
+    handle_internal_error,
+    handle_recsys_error,
+    handle_recursion_error,
+    handle_store_error,
+)
 from recsys.http.routes import SECURITY_SCHEME, VERSION_HEADER, build_handlers
-from recsys.http.settings_io import settings_from_env
-from recsys.http.state import ServerState
+from recsys.http.schemas import CATEGORY_LENGTH, ID_LENGTH
+from recsys.server.settings_io import settings_from_env
+from recsys.server.state import ServerState
 
 DESCRIPTION = """Recommendations (collaborative filtering) and product search over the same service
 functions as the `recsys` CLI. Every error has the shape
@@ -64,6 +73,9 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={
             RecsysError: handle_recsys_error,
             HTTPException: handle_http_exception,
+            RecursionError: handle_recursion_error,
+            OperationalError: handle_store_error,
+            InterfaceError: handle_store_error,
             Exception: handle_internal_error,
         },
         guards=[guard] if guard else None,
@@ -95,8 +107,28 @@ def _declare_closed_bodies(app: Litestar) -> None:
     """Request Structs forbid unknown fields (a typo is a 400, not silently ignored); Litestar's
     schema does not say so, so say it here, before the schema is first served."""
     schemas = app.openapi_schema.components.schemas or {}
-    for name in ("SimilarRequest", "UserRequest", "SearchRequest", "TrainRequest"):
+    bodies = ("SimilarRequest", "UserRequest", "SearchRequest", "TrainRequest",
+              "ModelSimilarRequest", "ModelUserRequest", "FeedbackRequest", "ItemsRequest")  # fmt: skip
+    for name in bodies:
         schemas[name].additional_properties = False
+    for name in ("UserRequest", "ModelUserRequest"):
+        _declare_item_id_bounds(schemas[name], "item_ids", ID_LENGTH)
+    for name in ("SimilarRequest", "UserRequest", "ModelSimilarRequest", "ModelUserRequest"):
+        _declare_item_id_bounds(schemas[name], "exclude", ID_LENGTH)
+        _declare_item_id_bounds(schemas[name], "categories", CATEGORY_LENGTH)
+        for price in ("price_min", "price_max"):  # Litestar drops `ge` of an optional number
+            for variant in schemas[name].properties[price].one_of or []:
+                if variant.type == OpenAPIType.NUMBER:
+                    variant.minimum = 0
+
+
+def _declare_item_id_bounds(request: Any, field: str, bounds: tuple[int, int]) -> None:
+    """Litestar drops the bounds of list members (`item_ids: list[Id]`) from the schema, so
+    clients saw `[""]` as valid and got a 400: put the members' bounds back on the array's items."""
+    members = request.properties[field]
+    for variant in members.one_of or [members]:
+        if getattr(variant, "items", None) is not None:
+            variant.items.min_length, variant.items.max_length = bounds
 
 
 def app_from_env() -> Litestar:

@@ -1,8 +1,9 @@
 """One exception handler per family, all answering with the one error shape (schemas.ErrorBody).
 
 RecsysError -> its own .status and .code; Litestar's HTTP exceptions (validation 400, 401, 404,
-405, 413) -> their status with a stable code; anything else -> 500 with a generic message, the
-traceback logged server-side only.
+405, 413) -> their status with a stable code; a store outage -> 503 (outage.py); a body nested too
+deeply to decode -> 400; anything else -> 500 with a generic message, the traceback logged
+server-side only.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, StoreError
+from recsys.http.access_log import CLIENT_GONE
 from recsys.http.schemas import ErrorBody, ErrorDetail
+from recsys.server.outage import RETRY_AFTER_SECONDS, is_store_error, outage
 
 logger = logging.getLogger("recsys.http")
 
@@ -44,14 +47,19 @@ def error_response(
     )
 
 
-def handle_recsys_error(_: Request, exc: RecsysError) -> Response[ErrorBody]:
+def handle_recsys_error(request: Request, exc: RecsysError) -> Response[ErrorBody]:
+    if isinstance(exc, StoreError):
+        return handle_store_error(request, exc)
     if exc.status >= 500:
         logger.error("%s: %s", type(exc).__name__, exc)
     return error_response(exc.status, exc.code, str(exc))
 
 
-def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorBody]:
+def handle_http_exception(request: Request, exc: HTTPException) -> Response[ErrorBody]:
     status = exc.status_code
+    if request.scope.get(CLIENT_GONE):  # no one to answer: the observer counts it as 499
+        logger.info("client hung up before sending the whole request: %s", exc.detail)
+        return error_response(400, "client_closed_request", "client closed the request")
     if status >= 500:
         logger.error("HTTP %s: %s", status, exc.detail)
         return error_response(status, "internal_error", "internal server error")
@@ -65,7 +73,28 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorBody]
     return error_response(status, code, message, headers=exc.headers)
 
 
+def handle_store_error(_: Request, exc: Exception) -> Response[ErrorBody]:
+    """503 store_unavailable with Retry-After; logged once per outage (outage.py)."""
+    outage.failed(exc)
+    return error_response(
+        503, StoreError.code, "the store is unavailable; try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )  # fmt: skip
+
+
+TOO_DEEP = "while deserializing"  # msgspec's RecursionError on JSON nested ~1000 levels deep
+
+
+def handle_recursion_error(request: Request, exc: RecursionError) -> Response[ErrorBody]:
+    """A body nested too deeply for the JSON decoder is the client's fault: 400, no traceback."""
+    if TOO_DEEP in str(exc):
+        return error_response(400, "invalid_input", "request body: JSON is nested too deeply")
+    return handle_internal_error(request, exc)
+
+
 def handle_internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:
+    if is_store_error(exc):
+        return handle_store_error(request, exc)
     logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
 

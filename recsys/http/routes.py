@@ -28,8 +28,8 @@ from litestar.params import Body, Parameter, RawBody
 from recsys import service
 from recsys.config import Settings
 from recsys.http.schemas import ErrorBody, Health, Job, JobList, TrainRequest, request_types
-from recsys.http.state import ServerState
 from recsys.schemas import Recommendations, SearchResults, Status, WriteReport
+from recsys.server.state import ServerState
 from recsys.service.filters import Filters
 
 VERSION_HEADER = "X-Model-Version"
@@ -45,6 +45,7 @@ _ERRORS = {
     409: "conflict: the model is not trained yet, or a training of that kind already runs",
     413: "request body larger than server.max_body_bytes",
     503: "the store is unavailable",
+    507: "the disk of the data home is full",
 }
 
 
@@ -64,6 +65,7 @@ _ERROR_EXAMPLES = {
     409: _error_example(409, "not_trained", "no als model yet: run `recsys train als`"),
     413: _error_example(413, "body_too_large", "request body too large"),
     503: _error_example(503, "store_unavailable", "database is unavailable"),
+    507: _error_example(507, "disk_full", "disk full while writing /data/recsys/jobs/..."),
 }
 
 
@@ -341,7 +343,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         responses=_errors(401, 503),
     )  # fmt: skip
     def status() -> Status:
-        return service.status(settings)
+        return state.status()
 
     # Litestar's automatic OPTIONS handler only lists the first handler's method when two handlers
     # share a path (GET and POST /training): answer OPTIONS here with the true Allow header.
@@ -357,7 +359,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
             202: ResponseSpec(Job, description="job accepted; poll GET /training/{job_id}",
                               generate_examples=False,
                               examples=[Example(id="queued", value={**_JOB, "state": "queued"})]),
-            **_errors(400, 401, 409, 413),
+            **_errors(400, 401, 409, 413, 507),
         },
     )  # fmt: skip
     def start_training(

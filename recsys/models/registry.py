@@ -20,7 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from recsys.errors import IntegrityError, InvalidInput, NotFound, NotTrained
+from recsys.errors import (
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    NotTrained,
+    RecsysError,
+    disk_full,
+)
 from recsys.models.kinds import ALIASES
 from recsys.models.kinds import KINDS as KIND_TABLE
 
@@ -137,6 +144,16 @@ class Registry:
                 )
         return folder, manifest
 
+    def verified_current(self, kind: str) -> dict[str, Any] | None:
+        """The manifest of the current version when every artifact verifies (sha256, as `open`
+        checks before loading); None when nothing is published or the pointer, the manifest or
+        an artifact is damaged. "Up to date" checks use it: a damaged live version is retrained,
+        never reported as up to date."""
+        try:
+            return self.open(kind)[1]
+        except RecsysError:
+            return None
+
     def _resolve(self, kind: str, version: str | None) -> str:
         if version is not None:
             return check_version(version)
@@ -183,8 +200,11 @@ class Registry:
                     with open(tmp / MANIFEST, "rb") as f:
                         os.fsync(f.fileno())
             _fsync_dir(folder)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            full = disk_full(exc, tmp) if isinstance(exc, Exception) else None
+            if full is not None:  # numpy's OSError does not name the file: name the folder
+                raise full from exc
             raise
         self._point(kind, version)
         return manifest
@@ -235,12 +255,23 @@ class Registry:
             ]
             if not older:
                 raise NotFound(f"no {kind} version older than {current} to roll back to")
-            version = older[-1]
+            version = self._newest_intact(kind, older)
         elif check_version(version) not in versions:
             raise NotFound(f"model {kind} version {version} does not exist")
         self.open(kind, version)  # refuse to point at a damaged version
         self._point(kind, version)
         return version
+
+    def _newest_intact(self, kind: str, candidates: list[str]) -> str:
+        """The newest of `candidates` (oldest first) that verifies; when none does, the newest,
+        so that `rollback` names its damage."""
+        for version in reversed(candidates):
+            try:
+                self.open(kind, version)
+            except RecsysError:
+                continue
+            return version
+        return candidates[-1]
 
     def prune(self, kind: str, keep: int) -> list[str]:
         """Delete all but the newest `keep` versions; the current version is always kept."""

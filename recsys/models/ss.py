@@ -20,9 +20,7 @@ from recsys.errors import InvalidInput
 from recsys.models.encoder import DIMENSIONS, MODEL_NAME
 
 TEXT_FIELDS = ("title", "features", "description", "store", "main_category", "categories")
-ENCODE_CHUNK = (
-    4096  # texts per encode() call: progress granularity, sentence-transformers sorts within
-)
+ENCODE_CHUNK = 4096  # texts per encode() call: progress granularity; the encoder sorts within
 
 
 def check_fields(fields: Iterable[str]) -> list[str]:
@@ -87,15 +85,11 @@ def plan_reuse(
 def encode_texts(
     model: Any, texts: list[str], batch_size: int, on_progress: Callable[[int, int], None] | None
 ) -> np.ndarray:
+    """Unit vectors of `texts` from an encoder.OnnxMiniLM, in chunks that report progress."""
     out = []
     for start in range(0, len(texts), ENCODE_CHUNK):
         chunk = texts[start : start + ENCODE_CHUNK]
-        out.append(
-            model.encode(
-                chunk, batch_size=batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
-            ).astype(np.float32)
-        )  # fmt: skip
+        out.append(model.encode(chunk, batch_size=batch_size))
         if on_progress:
             on_progress(start + len(chunk), len(texts))
     return np.concatenate(out) if out else np.zeros((0, DIMENSIONS), dtype=np.float32)
@@ -135,11 +129,15 @@ def hnsw_recall(
     return round(hits / expected, 4) if expected else 1.0
 
 
-def read_previous(folder: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(text hashes, vectors) of a published version, for the embedding cache."""
+def read_previous(
+    folder: Path, manifest: dict[str, Any], precision: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(text hashes, vectors) of a published version, for the embedding cache: only when the same
+    model at the same precision made them."""
     import faiss
 
-    if manifest.get("params", {}).get("model") != MODEL_NAME:
+    params = manifest.get("params", {})
+    if params.get("model") != MODEL_NAME or params.get("precision", "fp32") != precision:
         return None
     index = faiss.read_index(str(folder / "index.faiss"))
     hashes = np.load(folder / "text_hashes.npy", allow_pickle=False)
@@ -155,6 +153,8 @@ class SemanticIndex:
         # per thread: later faiss work of the loading thread (the refresher) stays on one core
         faiss.omp_set_num_threads(1)
         self.version: str = manifest["version"]
+        # queries must be encoded as the catalog was (versions before it existed are fp32)
+        self.precision: str = manifest["params"].get("precision", "fp32")
         self.index = faiss.read_index(str(folder / "index.faiss"))
         if manifest["params"]["index"] == "hnsw":
             self.index.hnsw.efSearch = int(manifest["params"]["hnsw_ef_search"])

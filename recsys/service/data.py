@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from recsys.config import Settings
-from recsys.errors import InvalidInput, RecsysError
+from recsys.errors import DiskFull, InvalidInput, RecsysError, disk_full
 from recsys.ingest.generic import GenericOptions
 from recsys.ingest.pipeline import IngestOptions, ProgressFn, ingest_files
 from recsys.schemas import IngestReport, ModelInfo, Status
-from recsys.store.engine import open_store
+from recsys.store.engine import open_store, release_wal
 from recsys.store.queries import store_status
 
 
@@ -46,6 +47,8 @@ def ingest(
     for path in paths:
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file")
+    if generic is not None:
+        check_encoding(generic.encoding)
     cfg = settings.ingest
     options = IngestOptions(
         fmt=fmt,
@@ -59,10 +62,32 @@ def ingest(
         rating_range=rating_range,
         amazon_range=(cfg.rating_min, cfg.rating_max),
     )
-    return ingest_files(engine_for(settings), paths, options, on_progress)
+    engine = engine_for(settings)
+    try:
+        return ingest_files(engine, paths, options, on_progress)
+    except Exception as exc:
+        sqlite = engine.dialect.name == "sqlite"
+        full = disk_full(exc, engine.url.database if sqlite else engine.url.render_as_string())
+        if full is None:
+            raise
+        release_wal(engine)
+        raise DiskFull(
+            f"{full}: ingest stopped; batches committed before this point are kept"
+        ) from exc
 
 
-def status(settings: Settings) -> Status:
+def check_encoding(name: str) -> str:
+    """A text encoding Python knows (raises InvalidInput naming it otherwise)."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise InvalidInput(f"unknown encoding {name!r}") from None
+    return name
+
+
+def status(settings: Settings, *, fresh: bool = True) -> Status:
+    """Store counts and each kind's current model. `fresh=False` (the server) never waits for a
+    recount while an ingest runs: the last counts, marked stale (see store/counts.py)."""
     from recsys.models.registry import KINDS
     from recsys.service.models import model_info
 
@@ -72,4 +97,4 @@ def status(settings: Settings) -> Status:
             models[kind] = model_info(settings, kind)
         except RecsysError:  # a damaged registry must not break `status`
             models[kind] = None
-    return Status(store=store_status(engine_for(settings)), models=models)
+    return Status(store=store_status(engine_for(settings), fresh=fresh), models=models)

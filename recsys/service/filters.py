@@ -43,13 +43,12 @@ class Filters:
         price_min: float | None = None,
         price_max: float | None = None,
     ) -> Filters:
-        """Checked filters; InvalidInput (400) naming price_min / price_max when the range is not
-        two finite numbers >= 0 with price_min <= price_max."""
+        """Checked filters; InvalidInput (400) naming price_min / price_max when one is not a
+        finite number >= 0. (price_min above price_max is a valid question whose answer is
+        empty, as an unknown category's is.)"""
         for name, value in (("price_min", price_min), ("price_max", price_max)):
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise InvalidInput(f"{name} must be a finite number >= 0, got {value}")
-        if price_min is not None and price_max is not None and price_min > price_max:
-            raise InvalidInput(f"price_min ({price_min:g}) is above price_max ({price_max:g})")
         cats = tuple(dict.fromkeys(c.strip() for c in categories or [] if c.strip()))
         return cls(tuple(dict.fromkeys(exclude or [])), cats, price_min, price_max)
 
@@ -68,7 +67,8 @@ def filter_mask(
     settings: Settings, model: Any, category: str | None, filters: Filters
 ) -> tuple[np.ndarray | None, str | None, list[str]]:
     """(mask over the model's items that pass `category` and `filters`, None when nothing
-    filters; a note when no item can pass (an unknown category), notes on names ignored)."""
+    filters; a note when no item can pass (an unknown category, price_min above price_max),
+    notes on names ignored)."""
     notes: list[str] = []
     mask, empty = category_mask(settings, model, category)
     if empty:
@@ -87,6 +87,13 @@ def filter_mask(
         notes += unknown
         mask = any_of if mask is None else mask & any_of
     if filters.priced:
+        low, high = filters.price_min, filters.price_max
+        if low is not None and high is not None and low > high:
+            return (
+                np.zeros(model.n_items, dtype=bool),
+                (f"price_min ({low:g}) is above price_max ({high:g}): no item can pass"),
+                notes,
+            )
         prices = model_prices(settings, model)
         low = -np.inf if filters.price_min is None else filters.price_min
         high = np.inf if filters.price_max is None else filters.price_max

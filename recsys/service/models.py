@@ -40,6 +40,7 @@ class _Slot:
     entry: Loaded | None = None
     checked_at: float = 0.0
     failed_version: str | None = None  # a version that failed to load: not retried until changed
+    refused: str | None = None  # why failed_version is refused while entry is served
 
 
 _slots: dict[tuple[str, str], _Slot] = {}
@@ -89,23 +90,33 @@ def loaded(settings: Settings, kind: str, loader: Loader) -> Loaded:
         ):
             # Unchanged, or the pointer vanished / names a broken version: keep serving.
             slot.checked_at = time.monotonic()
+            if version == entry.version:  # e.g. rolled back from a refused version
+                slot.failed_version = slot.refused = None
             return entry
         try:
             folder, manifest = registry.open(kind, version)
             fresh = Loaded(
                 version=manifest["version"], manifest=manifest, model=loader(folder, manifest)
             )
-        except Exception:
+        except Exception as exc:
             if entry is None:
                 raise
-            slot.failed_version = version
+            slot.failed_version, slot.refused = version, str(exc)
             slot.checked_at = time.monotonic()
             return entry
-        slot.entry, slot.failed_version = fresh, None  # one reference assignment: atomic
+        slot.entry, slot.failed_version, slot.refused = fresh, None, None  # one reference each
         slot.checked_at = time.monotonic()
         return fresh
     finally:
         slot.lock.release()
+
+
+def refused(settings: Settings, kind: str) -> tuple[str, str] | None:
+    """(version, reason) of a version `current` names that failed to load while the previous one
+    is still served; None when the served version is the current one."""
+    slot = _slot(settings, kind)
+    version, reason = slot.failed_version, slot.refused
+    return (version, reason) if version and reason and slot.entry is not None else None
 
 
 def forget(settings: Settings, kind: str) -> None:
@@ -114,7 +125,7 @@ def forget(settings: Settings, kind: str) -> None:
     slot = _slot(settings, kind)
     with slot.lock:
         slot.checked_at = 0.0
-        slot.failed_version = None
+        slot.failed_version = slot.refused = None
 
 
 def clear() -> None:

@@ -81,7 +81,7 @@ def similar_items(
     category (popularity); every line names the model that produced it.
 
     Raises NotFound (404) for an id neither in the catalog nor rated, InvalidInput (400) for a
-    bad n, model, category or price range, NotTrained (409) when the model was never trained."""
+    bad n, model or a negative price, NotTrained (409) when the model was never trained."""
     check_n(n)
     kind = choose_model(settings, model)
     rec = current_model(settings, kind)
@@ -245,7 +245,7 @@ def recommend_user(
     fewer than n qualify, bestsellers fill the list (lines named "popularity") and the message
     says why. `category` and `filters` restrict every line, bestsellers included.
 
-    Raises InvalidInput (400) for a bad n, model, category or price range, NotFound (404) when
+    Raises InvalidInput (400) for a bad n or model, NotFound (404) when
     none of `items` is known, NotTrained (409) when the model was never trained."""
     check_n(n)
     kind = choose_model(settings, model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -12,13 +13,18 @@ from recsys.config import Settings
 from recsys.errors import IntegrityError, InvalidInput
 from recsys.models.registry import Registry
 from recsys.schemas import SearchResults, TrainResult
+from recsys.service import ranking
 from recsys.service.data import engine_for
+from recsys.store.categories import in_categories, resolve_category
 from recsys.store.engine import get_meta
 from recsys.store.fulltext import keyword_search
 from recsys.store.queries import products_by_id, result_line
 from recsys.store.tables import product_catalog
 
 MODES = ("semantic", "keyword", "hybrid")
+# What a query is trimmed of: ASCII whitespace only, as the API schema's pattern says (str.strip()
+# also drops e.g. U+001E, which JSON Schema clients count as text).
+QUERY_WHITESPACE = " \t\n\r\f\v"
 
 
 def _fingerprint(settings: Settings) -> str:
@@ -35,10 +41,16 @@ def train_ss(
     fields: list[str] | None = None,
     index: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    precision: str = "fp32",
 ) -> TrainResult:
-    """Embed product texts and publish a FAISS index; skipped when nothing changed (unless force)."""
+    """Embed product texts and publish a FAISS index; skipped when nothing changed (unless force).
+
+    `precision` "int8" (quantised encoder weights) exists for benchmarks/bench_search.py, which
+    measures it; it is not offered as a setting because its quality on the judged sets stayed
+    below 99% of fp32 (README). Raises InvalidInput (400) for bad fields, index or precision, or
+    a catalog without text."""
     from recsys.models import ss
-    from recsys.models.encoder import DIMENSIONS, MODEL_NAME
+    from recsys.models.encoder import DIMENSIONS, MODEL_NAME, PRECISIONS
 
     started = time.perf_counter()
     cfg = settings.ss
@@ -46,16 +58,19 @@ def train_ss(
     index_kind = index or cfg.index
     if index_kind not in ("auto", "flat", "hnsw"):
         raise InvalidInput(f"--index {index_kind}: use auto, flat or hnsw")
+    if precision not in PRECISIONS:
+        raise InvalidInput(f"encoder precision {precision!r}: use {' or '.join(PRECISIONS)}")
     params = {
-        "model": MODEL_NAME, "fields": chosen_fields, "index_requested": index_kind,
+        "model": MODEL_NAME, "precision": precision, "fields": chosen_fields,
+        "index_requested": index_kind,
         "hnsw_threshold": cfg.hnsw_threshold, "hnsw_m": cfg.hnsw_m,
         "hnsw_ef_construction": cfg.hnsw_ef_construction, "hnsw_ef_search": cfg.hnsw_ef_search,
     }  # fmt: skip
     registry = Registry(settings.models_dir)
     fingerprint = _fingerprint(settings)
     current = registry.current("ss")
-    if current and not force:
-        manifest = registry.manifest("ss")
+    manifest = None if force else registry.verified_current("ss")  # damaged: retrain
+    if manifest is not None:
         same_params = {k: manifest["params"].get(k) for k in params} == params
         if manifest.get("fingerprint") == fingerprint and same_params:
             return TrainResult(
@@ -72,15 +87,15 @@ def train_ss(
     previous = None
     if current:
         try:
-            previous = ss.read_previous(*registry.open("ss"))
+            previous = ss.read_previous(*registry.open("ss"), precision)
         except IntegrityError:
             previous = None  # a damaged previous version just means no cache
     plan = ss.plan_reuse(hashes, previous, dim=DIMENSIONS)
     t_encode = time.perf_counter()
     if plan.to_encode.size:
-        from recsys.models.encoder import load_sentence_transformer
+        from recsys.models.encoder import OnnxMiniLM
 
-        model = load_sentence_transformer()
+        model = OnnxMiniLM(precision, threads=_encode_threads())
         todo = [texts[i] for i in plan.to_encode]
         plan.vectors[plan.to_encode] = ss.encode_texts(model, todo, cfg.batch_size, on_progress)
     encode_seconds = time.perf_counter() - t_encode
@@ -131,6 +146,15 @@ def train_ss(
     )  # fmt: skip
 
 
+def _encode_threads() -> int:
+    """OMP_NUM_THREADS when set (HTTP-started jobs get half the cores through it), else every
+    core this process may use."""
+    from recsys.system import usable_cores
+
+    wanted = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(wanted) if wanted.isdigit() and int(wanted) > 0 else usable_cores()
+
+
 def _product_texts(settings: Settings, fields: list[str]) -> tuple[list[str], list[str], int]:
     from recsys.models.ss import product_text
 
@@ -149,7 +173,7 @@ def _product_texts(settings: Settings, fields: list[str]) -> tuple[list[str], li
 
 
 def _check_query(settings: Settings, query: str, k: int, mode: str) -> str:
-    query = query.strip()
+    query = query.strip(QUERY_WHITESPACE)
     if not query:
         raise InvalidInput("query is empty")
     if len(query) > settings.search.max_query_chars:
@@ -163,14 +187,14 @@ def _check_query(settings: Settings, query: str, k: int, mode: str) -> str:
     return query
 
 
-def _nearest(settings: Settings, model, vector: np.ndarray, k: int, category: str | None):  # type: ignore[no-untyped-def]
+def _nearest(settings: Settings, model, vector: np.ndarray, k: int, names: frozenset[str] | None):  # type: ignore[no-untyped-def]
     """The k nearest products to a query vector, oversampling when a category filter drops some."""
-    wanted = k if category is None else k * 10
+    wanted = k if names is None else k * 10
     while True:
         hits = model.search(vector, wanted)
-        if category is not None:
-            cats = products_by_id(engine_for(settings), [i for i, _ in hits])
-            hits = [(i, s) for i, s in hits if cats.get(i, {}).get("main_category") == category]
+        if names is not None:
+            rows = products_by_id(engine_for(settings), [i for i, _ in hits])
+            hits = [(i, s) for i, s in hits if in_categories(rows.get(i), names)]
         if len(hits) >= k or wanted >= model.index.ntotal:
             return hits[:k]
         wanted *= 4
@@ -184,36 +208,79 @@ def search(
     mode: str | None = None,
     category: str | None = None,
 ) -> SearchResults:
+    """The k best products for `query`, best first.
+
+    Each mode ranks a pool of max(search.candidates, 5k) products by relevance; the popularity
+    prior then re-orders the pool (service/ranking.py; hybrid fuses the semantic and keyword
+    pools after each was re-ordered). `category` keeps products whose main
+    category or any of whose `categories` equals it, ignoring case; a category no product has
+    is an empty answer whose message suggests close names (200, as on every route: the name is
+    schema-valid). Raises InvalidInput (400) for an empty/too long query or a bad k or mode;
+    NotTrained (409) for semantic/hybrid before `train ss`."""
     mode = mode or settings.search.mode
     query = _check_query(settings, query, k, mode)
     engine = engine_for(settings)
+    names = None
+    if category is not None:
+        try:
+            names = resolve_category(engine, category)
+        except InvalidInput as unknown:
+            return SearchResults(query=query, mode=mode, model_version=None, hits=[],
+                                 message=str(unknown))  # fmt: skip
+    pool = max(settings.search.candidates, 5 * k)
     if mode == "keyword":
-        ranked, version = keyword_search(engine, query, k, category), None
+        lists, version = [keyword_search(engine, query, pool, names)], None
     else:
         from recsys.models.encoder import query_encoder
         from recsys.models.ss import SemanticIndex
         from recsys.service.models import loaded
 
         index = loaded(settings, "ss", SemanticIndex)  # NotTrained before any work
-        pool = k if mode == "semantic" else max(50, 5 * k)  # RRF fuses deeper lists than it returns
         # The encoder threads encode the query while the keyword query (hybrid) runs here.
-        pending = query_encoder().submit([query])
-        keyword = keyword_search(engine, query, pool, category) if mode == "hybrid" else None
-        semantic = _nearest(settings, index.model, pending.result()[0], pool, category)
-        ranked = (
-            semantic if keyword is None
-            else reciprocal_rank_fusion([semantic, keyword], settings.search.rrf_k)[:k]
-        )  # fmt: skip
+        pending = query_encoder(index.model.precision).submit([query])
+        keyword = keyword_search(engine, query, pool, names) if mode == "hybrid" else None
+        semantic = _nearest(settings, index.model, pending.result()[0], pool, names)
+        lists = [semantic] if keyword is None else [semantic, keyword]
         version = index.version
-    catalog = products_by_id(engine, [item for item, _ in ranked])
+    catalog = products_by_id(engine, list({item: None for r in lists for item, _ in r}))
+    ranked = _with_prior(settings, engine, mode, lists, catalog)[:k]
     hits = [result_line(item, score, catalog.get(item)) for item, score in ranked]
-    return SearchResults(query=query, mode=mode, model_version=version, hits=hits)
+    message = f"no product in category {category!r} matches" if category and not hits else None
+    return SearchResults(query=query, mode=mode, model_version=version, hits=hits, message=message)
+
+
+def _with_prior(settings: Settings, engine, mode: str, lists, catalog):  # type: ignore[no-untyped-def]
+    """One ranking from the mode's lists (semantic or keyword, or both for hybrid): each list
+    re-ordered by the popularity prior with its mode's weight, hybrid's two fused by RRF,
+    placeholders last."""
+    cfg = settings.search
+    semantic, keyword = cfg.popularity_weight_semantic, cfg.popularity_weight_keyword
+    weights = {"semantic": [semantic], "keyword": [keyword], "hybrid": [semantic, keyword]}[mode]
+    items = list(catalog)
+    stored = ranking.store_counts(engine, items) if any(weights) else {}
+    prior = ranking.priors(
+        catalog, stored, items, (settings.ingest.rating_min, settings.ingest.rating_max)
+    )
+    pattern = ranking.placeholder_pattern(tuple(cfg.placeholder_patterns))
+    reranked = [
+        ranking.rerank(r, catalog, prior, w, pattern) for r, w in zip(lists, weights, strict=True)
+    ]
+    if len(reranked) == 1:
+        return reranked[0]
+    fused = reciprocal_rank_fusion(reranked, cfg.rrf_k)
+    # fused scores as they are (weight 0); ties still go to the better-known product
+    return ranking.rerank(fused, catalog, prior, 0.0, pattern, normalise=False)
 
 
 def reciprocal_rank_fusion(lists: list[list[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
-    """Sum of 1 / (k + rank) over the lists an item appears in; scales of scores don't matter."""
+    """Sum of 1 / (k + rank) over the lists an item appears in; scales of scores don't matter.
+    Equal scores share a rank (1 + how many scored higher): identical titles stay tied, for the
+    popularity prior to order."""
     fused: dict[str, float] = {}
     for ranked in lists:
-        for rank, (item, _) in enumerate(ranked, start=1):
+        rank, previous = 0, None
+        for position, (item, score) in enumerate(ranked, start=1):
+            if score != previous:
+                rank, previous = position, score
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from recsys.config import Settings
-from recsys.errors import Conflict, RecsysError
+from recsys.errors import Conflict
 from recsys.models.base import ARTIFACT_FORMAT, ProgressFn
 from recsys.models.interactions import (
     Interactions,
@@ -150,9 +150,8 @@ def up_to_date(
 ) -> TrainResult | None:
     """A TrainResult saying "skipped" when the live version was trained on this data with these
     parameters in this artifact format; None when a training is due."""
-    try:
-        manifest = registry.manifest(kind)
-    except RecsysError:
+    manifest = registry.verified_current(kind)
+    if manifest is None:
         return None  # nothing published, or a damaged current version: train
     same = (
         manifest.get("format") == ARTIFACT_FORMAT

@@ -1,10 +1,14 @@
-"""An in-memory snapshot of the catalog fields every result line shows, for the server.
+"""An in-memory snapshot of the catalog fields every result line shows (and search ranks and
+filters by), for the server.
 
 A result line needs title, image, price and category of ~10 items: one SQL query costs ~0.3 ms of
 a ~1.4 ms recommendation. The server's refresher thread (never a request) reloads the snapshot
 whenever an ingest moved `products_revision`, so answers lag a catalog change by at most
-`server.reload_check_seconds`. Items missing from the snapshot still come from SQL. The CLI does
-not use it: loading 94K rows for one answer would cost more than it saves.
+`server.reload_check_seconds`. Items missing from the snapshot come from SQL, and an id SQL does
+not know either is remembered as missing until the next reload: a ratings-only store (or a shop
+whose catalog arrives later) otherwise paid one SQL query per request for items that have no
+catalog row, halving the throughput of /matrix_factor/similar. The CLI does not use it: loading
+94K rows for one answer would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ from sqlalchemy import Engine, select
 from recsys.store.engine import get_meta
 from recsys.store.tables import product_catalog
 
-FIELDS = ("item_id", "title", "image_url", "price", "main_category")
+# rating_count, average_rating: the popularity prior of search; categories: its category filter
+FIELDS = (
+    "item_id", "title", "image_url", "price", "main_category", "rating_count", "average_rating",
+    "categories",
+)  # fmt: skip
 
 # Keyed by the engine object, which lives as long as the process (one per database URL, see
 # service.data.engine_for): rendering its URL as a key took longer than the lookup itself.
@@ -30,6 +38,9 @@ class CatalogSnapshot:
         self.engine = engine
         self.revision: str | None = None
         self.rows: dict[str, dict[str, Any]] = {}
+        # ids without a catalog row at this revision; replaced (not cleared) by each reload, so
+        # a lookup that raced a reload only ever adds to the discarded set
+        self.missing: set[str] = set()
 
     def refresh(self) -> bool:
         """Reload when the catalog changed since the last load; True when it did."""
@@ -40,6 +51,7 @@ class CatalogSnapshot:
             p = product_catalog.c
             rows = conn.execute(select(*(p[f] for f in FIELDS))).all()
         self.rows = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows}  # one swap
+        self.missing = set()
         self.revision = revision
         return True
 
@@ -53,14 +65,30 @@ def enable(engine: Engine) -> CatalogSnapshot:
     return snapshot
 
 
-def lookup(engine: Engine, item_ids: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """(rows found in the snapshot, ids still to fetch); everything is to fetch without one."""
+MAX_MISSING = 1_000_000  # remembered absent ids per snapshot (bounded: ids come from clients too)
+
+
+def lookup(
+    engine: Engine, item_ids: list[str]
+) -> tuple[dict[str, dict[str, Any]], list[str], set[str] | None]:
+    """(rows found in the snapshot, ids still to fetch, the set to `remember_missing` the ids
+    the fetch does not find in). Ids known to be absent are neither found nor to fetch.
+    Without a snapshot everything is to fetch and the set is None."""
     snapshot = _snapshots.get(engine) if _snapshots else None
     if snapshot is None or snapshot.revision is None:
-        return {}, item_ids
-    rows = snapshot.rows
+        return {}, item_ids, None
+    rows, missing = snapshot.rows, snapshot.missing
     found = {i: rows[i] for i in item_ids if i in rows}
-    return found, [i for i in item_ids if i not in found]
+    return found, [i for i in item_ids if i not in found and i not in missing], missing
+
+
+def remember_missing(missing: set[str] | None, item_ids: list[str]) -> None:
+    """Record ids that SQL found no catalog row for (until the snapshot's next reload)."""
+    if missing is None or not item_ids:
+        return
+    if len(missing) > MAX_MISSING:
+        missing.clear()
+    missing.update(item_ids)
 
 
 def clear() -> None:
@@ -85,3 +113,5 @@ def upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     fresh = dict(snapshot.rows)
     fresh.update((row["item_id"], {f: row.get(f) for f in FIELDS}) for row in rows)
     snapshot.rows = fresh
+    # no longer absent: a lookup must find them (the set is replaced, never shrunk in place)
+    snapshot.missing = snapshot.missing - {row["item_id"] for row in rows}

@@ -60,6 +60,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # again and again. 256 MB of cache (allocated only as used) keeps hot pages in memory.
         cur.execute("PRAGMA cache_size=-262144")
         cur.execute("PRAGMA temp_store=MEMORY")
+        # SQLite never shrinks the WAL on its own: after a checkpoint, cut it back to this size,
+        # so one huge (or failed) batch does not keep its size on disk for good.
+        cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -67,6 +70,23 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # IMMEDIATE takes the write lock up front, so a writer waits (busy_timeout) instead of failing
         # halfway through a batch with "database is locked".
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer") else "BEGIN")
+
+
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def release_wal(engine: Engine) -> None:
+    """SQLite: checkpoint the write-ahead log and truncate it to zero bytes (after a failed
+    batch on a full disk, the WAL holds the disk space the next command needs). Best effort: a
+    reader or writer still active just leaves it for the next checkpoint."""
+    if engine.dialect.name != "sqlite":
+        return
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+    except Exception:  # noqa: S110 - the error being reported matters more than this
+        pass
 
 
 def open_store(url: str, busy_timeout_ms: int = 10000) -> Engine:

@@ -9,9 +9,13 @@ Equal scores: SQLite lists the earlier-ingested product first, PostgreSQL the sm
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Collection
 
 from sqlalchemy import Connection, Engine, text
+
+from recsys.store.categories import sql_condition
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _PG_DOCUMENT = (
@@ -67,17 +71,22 @@ def query_terms(query: str) -> list[str]:
 
 
 def keyword_search(
-    engine: Engine, query: str, limit: int, category: str | None = None
+    engine: Engine, query: str, limit: int, category: str | Collection[str] | None = None
 ) -> list[tuple[str, float]]:
-    """(item_id, score) best first; higher score is better on both backends."""
+    """(item_id, score) best first; higher score is better on both backends. `category`: the
+    exact category spellings a product must have, as main category or in `categories`."""
     terms = query_terms(query)
     if not terms:
         return []
     postgres = engine.dialect.name == "postgresql"
     # quoted terms: no tsquery / FTS5 query syntax reaches the engine
     q = " | ".join(f"'{t}'" for t in terms) if postgres else " OR ".join(f'"{t}"' for t in terms)
-    params: dict[str, object] = {"q": q, "limit": limit, "category": category}
-    where_category = "AND p.main_category = :category" if category is not None else ""
+    params: dict[str, object] = {"q": q, "limit": limit}
+    where_category = ""
+    if category is not None:
+        names = sorted([category] if isinstance(category, str) else category)
+        params["categories"] = names if postgres else json.dumps(names)
+        where_category = "AND " + sql_condition(engine.dialect.name)
     if postgres:
         sql = f"""
             SELECT p.item_id, ts_rank({_PG_DOCUMENT}, to_tsquery('english', :q)) AS score

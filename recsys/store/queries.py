@@ -2,44 +2,39 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, select
-from sqlalchemy.exc import OperationalError
 
 from recsys.schemas import ScoredItem, StoreStatus
 from recsys.store import catalog_cache
-from recsys.store.engine import get_meta, set_meta, writer
+from recsys.store.engine import get_meta
 from recsys.store.tables import SCHEMA_VERSION, product_catalog, user_item_rating
 
 
-def store_status(engine: Engine) -> StoreStatus:
-    """Counts of the store. Distinct counts over 2M ratings take ~1 s, so they are cached in
-    recsys_meta under the revision numbers every ingest batch bumps: the first status after a
-    change pays for them, later ones (a monitoring poll of /status) are instant."""
+def store_status(engine: Engine, *, fresh: bool = True) -> StoreStatus:
+    """Counts of the store. Distinct counts over 2M ratings take ~1 s, so they are kept under the
+    revision numbers every ingest batch bumps, and never wait for a writer (store/counts.py):
+    with `fresh=False` (the server) they may be the last known ones, marked `counts_stale`."""
+    from recsys.store.counts import store_counts
+
     with engine.connect() as conn:
-        revisions = [get_meta(conn, "ratings_revision"), get_meta(conn, "products_revision")]
-        cached = json.loads(get_meta(conn, "store_counts") or "{}")
+        revisions = read_revisions(conn)
         last = get_meta(conn, "last_ingest_at")
-        counts = cached.get("counts") if cached.get("revisions") == revisions else None
-        if counts is None:
-            counts = _count(conn)
-    if cached.get("revisions") != revisions:
-        try:
-            with writer(engine) as conn:
-                set_meta(
-                    conn, "store_counts", json.dumps({"revisions": revisions, "counts": counts})
-                )
-        except OperationalError:
-            pass  # an ingest holds the write lock: just don't cache this time
+        counts, stale = store_counts(engine, conn, revisions, _count, fresh=fresh)
     return StoreStatus(
         database=engine.url.render_as_string(hide_password=True),
         schema_version=SCHEMA_VERSION,
         last_ingest_at=iso_time(float(last)) if last else None,
+        counts_stale=stale,
         **counts,
     )
+
+
+def read_revisions(conn: Connection) -> list[str | None]:
+    """What every ingest batch moves: the ratings and products revisions."""
+    return [get_meta(conn, "ratings_revision"), get_meta(conn, "products_revision")]
 
 
 def _count(conn: Connection) -> dict[str, int]:
@@ -65,7 +60,7 @@ def iso_time(epoch: float) -> str:
 def products_by_id(engine: Engine, item_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Catalog fields for many items: from the server's in-memory snapshot when there is one,
     the rest in one query."""
-    found, missing = catalog_cache.lookup(engine, item_ids)
+    found, missing, absent = catalog_cache.lookup(engine, item_ids)
     if not missing:
         return found
     p = product_catalog.c
@@ -73,6 +68,7 @@ def products_by_id(engine: Engine, item_ids: list[str]) -> dict[str, dict[str, A
     with engine.connect() as conn:
         rows = conn.execute(select(*cols).where(p.item_id.in_(missing))).mappings().all()
     found.update((row["item_id"], dict(row)) for row in rows)
+    catalog_cache.remember_missing(absent, [i for i in missing if i not in found])
     return found
 
 

@@ -18,14 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import text
 
 from recsys.config import Settings
-from recsys.http.jobs import JobManager
-from recsys.http.metrics import Metrics
 from recsys.http.schemas import Health
 from recsys.models.kinds import KINDS as KIND_TABLE
 from recsys.models.registry import KINDS, Registry
+from recsys.schemas import Status
+from recsys.server.jobs import JobManager
+from recsys.server.metrics import Metrics
+from recsys.server.outage import is_store_error, outage
 
 logger = logging.getLogger("recsys.http")
 
@@ -66,8 +69,8 @@ def model_loaders(
 
         return load, prepare
 
-    def prepare_ss(_model: Any) -> None:
-        query_encoder()  # load the encoder's weights before the first search needs them
+    def prepare_ss(model: Any) -> None:
+        query_encoder(model.precision)  # load the encoder before the first search needs it
 
     loaders = {}
     for kind in KIND_TABLE.values():
@@ -125,8 +128,9 @@ class ServerState:
         try:
             self._ping_store()
         except Exception as exc:  # any driver error means "not ready", never a 500
-            logger.warning("readiness: store unavailable: %s", exc)
+            outage.failed(exc)  # logged once per outage
             return Health(status="unavailable", checks={**self.checks, "store": "unavailable"})
+        outage.answered()
         return Health(status="ok", checks=dict(self.checks))
 
     def live_versions(self) -> dict[str, str | None]:
@@ -160,32 +164,99 @@ class ServerState:
                 self.checks["store"] = "ok"
             except Exception as exc:
                 self.checks["store"] = "unavailable"
-                logger.warning("store not answering yet: %s", exc)
+                outage.failed(exc)  # logged once until the store answers
                 return
         from recsys.service.data import engine_for
-        from recsys.service.models import loaded
         from recsys.store import catalog_cache
 
-        if catalog_cache.enable(engine_for(self.settings)).refresh():
-            logger.info("catalog snapshot loaded")
+        self._refresh_catalog(catalog_cache.enable(engine_for(self.settings)))
         registry = Registry(self.settings.models_dir)
         all_loaded = True
         for kind, (loader, prepare) in model_loaders(self.settings).items():
-            if registry.current(kind) is None:
-                self.checks[kind] = "not trained"
-                continue
-            try:
-                entry = loaded(self.settings, kind, loader)
-                prepare(entry.model)
-            except Exception as exc:
-                all_loaded = False
-                self.checks[kind] = f"failed: {exc}"
-                logger.error("cannot load the %s model: %s", kind, exc)
-                continue
-            if self.versions[kind] != entry.version:
-                logger.info("serving %s model version %s", kind, entry.version)
-            self.versions[kind] = entry.version
-            self.checks[kind] = "ok"
+            all_loaded &= self._refresh_kind(registry, kind, loader, prepare)
         if all_loaded and not self.ready:
+            self._warm_status_counts()  # before "ready": no /status waits for the first count
             self.ready = True
             logger.info("ready")
+
+    def _warm_status_counts(self) -> None:
+        """Count the store once here, before the server is ready, so that no /status request has
+        to (after this the server only ever recounts in the background)."""
+        from recsys.service.data import engine_for
+        from recsys.store.queries import store_status
+
+        try:
+            store_status(engine_for(self.settings), fresh=False)
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            outage.failed(exc)  # /status will count (or answer 503) itself
+
+    def _refresh_catalog(self, snapshot: Any) -> None:
+        try:
+            if snapshot.refresh():
+                logger.info("catalog snapshot loaded")
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            outage.failed(exc)  # answers keep coming from the last snapshot
+            return
+        outage.answered()
+
+    def _refresh_kind(
+        self,
+        registry: Registry,
+        kind: str,
+        loader: Callable[..., Any],
+        prepare: Callable[[Any], Any],
+    ) -> bool:
+        """Check and (re)load one kind; False when it has a published version but none loaded.
+
+        Every failure stays with its kind (a bad `current` pointer of mf does not stop ss from
+        reloading) and is logged once per change of the check, not once per round."""
+        from recsys.service.models import loaded, refused
+
+        try:
+            if registry.current(kind) is None:
+                self._report(kind, "not trained")
+                return True
+            entry = loaded(self.settings, kind, loader)
+            prepare(entry.model)
+        except Exception as exc:
+            self._report(kind, f"failed: {exc}", logging.ERROR)
+            return False
+        if self.versions[kind] != entry.version:
+            logger.info("serving %s model version %s", kind, entry.version)
+        self.versions[kind] = entry.version
+        bad = refused(self.settings, kind)
+        if bad is None:
+            self._report(kind, "ok")
+        else:
+            self._report(
+                kind, f"serving {entry.version}; refused {bad[0]}: {bad[1]}", logging.ERROR
+            )
+        return True
+
+    def _report(self, kind: str, check: str, level: int = logging.INFO) -> None:
+        if self.checks.get(kind) != check:
+            self.checks[kind] = check
+            if level > logging.INFO:
+                logger.log(level, "%s model: %s", kind, check)
+
+    def status(self) -> Status:
+        """`service.status` with the model versions this worker serves: a version `current`
+        names that failed to load is listed under `refused`, not as the live one."""
+        from recsys import service
+        from recsys.service.models import refused
+
+        status = service.status(self.settings, fresh=False)
+        models, refusals = dict(status.models), {}
+        for kind, served in self.versions.items():
+            info = models.get(kind)
+            if not served or (info is not None and info.version == served):
+                continue
+            if bad := refused(self.settings, kind):
+                refusals[kind] = f"{bad[0]}: {bad[1]}"
+            with contextlib.suppress(Exception):  # a pruned version: keep the registry's view
+                models[kind] = service.model_info(self.settings, kind, served)
+        return msgspec.structs.replace(status, models=models, refused=refusals)

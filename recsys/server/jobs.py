@@ -40,14 +40,14 @@ from pathlib import Path
 import msgspec
 
 from recsys.config import Settings
-from recsys.errors import Conflict, NotFound, RecsysError
+from recsys.errors import Conflict, NotFound, RecsysError, disk_full
 from recsys.http.schemas import ErrorDetail, Job, JobProgress
-from recsys.http.settings_io import settings_from_json, settings_to_json
 from recsys.models.kinds import resolve
 from recsys.models.registry import pid_alive
+from recsys.server.settings_io import settings_from_json, settings_to_json
 from recsys.system import usable_cores
 
-logger = logging.getLogger("recsys.http.jobs")
+logger = logging.getLogger("recsys.server.jobs")
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 ACTIVE = ("queued", "running")
 KEEP_JOBS = 200  # finished job records kept in <home>/jobs
@@ -59,9 +59,14 @@ def _now() -> str:
 
 
 def write_job(folder: Path, job: Job) -> None:
+    """Replace the job's record atomically; a full disk is DiskFull (507) and leaves no temp file."""
     tmp = folder / f".{job.id}.json.{os.getpid()}"
-    tmp.write_bytes(msgspec.json.encode(job))
-    os.replace(tmp, folder / f"{job.id}.json")  # readers see the old or the new record, never half
+    try:
+        tmp.write_bytes(msgspec.json.encode(job))
+        os.replace(tmp, folder / f"{job.id}.json")  # readers see the old or the new, never half
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise disk_full(exc, tmp) or exc from exc
 
 
 def read_job(folder: Path, job_id: str) -> Job:
@@ -149,11 +154,18 @@ class JobManager:
         self._prune()
         return msgspec.structs.replace(job, pid=child.pid)
 
+    def _lock_file(self, kind: str) -> int:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return os.open(self.folder / f"{kind}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise disk_full(exc) or exc from exc
+
     def _spawn(self, job: Job, lock_fd: int) -> subprocess.Popen[bytes]:
         env = {**os.environ, "OMP_NUM_THREADS": str(training_threads(self.settings))}
         with open(self.folder / f"{job.id}.log", "wb") as log:
             child = subprocess.Popen(
-                [sys.executable, "-m", "recsys.http.jobs", job.id, str(lock_fd)],
+                [sys.executable, "-m", "recsys.server.jobs", job.id, str(lock_fd)],
                 stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                 pass_fds=(lock_fd,), start_new_session=True, env=env,
             )  # fmt: skip
@@ -264,12 +276,13 @@ def run_job(job_id: str, lock_fd: int, settings: Settings) -> int:
     except _Terminated:
         error = ErrorDetail(code="job_terminated", message="training was terminated", status=500)
         job = msgspec.structs.replace(job, state="failed", error=error)
-    except BaseException:
+    except BaseException as exc:
         traceback.print_exc()
+        full = disk_full(exc, settings.home)  # the environment, not a bug: the job says so
         error = ErrorDetail(
             code="internal_error", status=500,
             message=f"training failed unexpectedly; see jobs/{job_id}.log in the data home",
-        )  # fmt: skip
+        ) if full is None else ErrorDetail(code=full.code, message=str(full), status=full.status)  # fmt: skip
         job = msgspec.structs.replace(job, state="failed", error=error)
     finally:
         job = msgspec.structs.replace(
