@@ -183,6 +183,9 @@ class SearchSettings:
     )
     max_query_chars: int = _s(512, "longer queries are rejected")
     rrf_k: int = _s(60, "reciprocal rank fusion constant")
+    filter_pool_factor: int = _s(
+        50, "with exclude/categories/price filters, rank this many candidates per hit asked for"
+    )
     candidates: int = _s(
         50, "products each mode ranks before the popularity prior re-orders them (at least 5 x k)"
     )

@@ -229,3 +229,20 @@ def test_cli_feedback_and_items(tmp_path, monkeypatch):
     assert report["accepted"] == 1 and report["errors"][0]["index"] == 1
     path.write_text("{not json")
     assert "items.jsonl: not a JSON array or JSON lines" in cli("items", path, expect=1).output
+
+
+def test_filters_on_search_over_http(home):
+    with client_for(home) as client:
+        body = {"query": "durable waterproof compact pack portable", "mode": "keyword", "top_k": 20}
+        plain = client.post("/search", json=body).json()["hits"]
+        assert len(plain) >= 8, "sample titles use these words"
+        excluded = [hit["item_id"] for hit in plain[:2]]
+        priced = [hit["price"] for hit in plain if hit["price"] is not None]
+        low = sorted(priced)[len(priced) // 2]
+        r = client.post("/search", json={**body, "top_k": 5, "exclude": excluded,
+                                         "price_min": low})  # fmt: skip
+        assert r.status_code == 200, r.text
+        for hit in r.json()["hits"]:
+            assert hit["item_id"] not in excluded and hit["price"] >= low
+        assert r.json()["hits"]
+        assert_error(client.post("/search", json={**body, "price_max": -2}), 400)

@@ -230,3 +230,19 @@ def test_lookup_array_agrees_with_lookup():
         -1 if lookup(ids, k) is None else lookup(ids, k) for k in keys
     ]
     assert lookup_array(ids, []).tolist() == []
+
+
+@pytest.mark.parametrize("mode", ["keyword"])  # semantic: the same post-filter (no ss model here)
+def test_filters_hold_on_search(taste_home, mode):
+    result = cli(
+        "search", "product", "--mode", mode, "-k", "5", "--exclude", "i00,i02",
+        "--categories", "even", "--price-min", "4", "--price-max", "30", "--json",
+    )  # fmt: skip
+    found = [hit["item_id"] for hit in result["hits"]]
+    assert len(found) == 5, result
+    for item in found:
+        assert item not in ("i00", "i02") and int(item[1:]) % 2 == 0
+        assert 4 <= price_of(item) <= 30
+    few = cli("search", "product", "--mode", mode, "--price-min", "58", "--json")
+    assert {h["item_id"] for h in few["hits"]} == {"i58", "i59", "i99"}  # all that cost >= 58
+    assert "pass the filters" in few["message"]

@@ -47,7 +47,7 @@ PriceMaxOpt = Annotated[
 ]
 
 
-def _filters(exclude: list[str] | None, categories: list[str] | None, low, high):  # type: ignore[no-untyped-def]
+def filters_from_options(exclude: list[str] | None, categories: list[str] | None, low, high):  # type: ignore[no-untyped-def]
     from recsys.service.filters import Filters
 
     ids = [i.strip() for part in exclude or [] for i in part.split(",") if i.strip()]
@@ -193,7 +193,7 @@ def recommend_item_command(
 
     result = service.similar_items(
         settings(), item_id, n, category=category, model=model,
-        filters=_filters(exclude, categories, price_min, price_max),
+        filters=filters_from_options(exclude, categories, price_min, price_max),
     )  # fmt: skip
     _render_recommendations(result, as_json)
 
@@ -231,7 +231,7 @@ def recommend_user_command(
     result = service.recommend_user(
         settings(), user_id, n, include_seen=include_seen, items=item_list, category=category,
         explain=explain, model=model,
-        filters=_filters(exclude, categories, price_min, price_max),
+        filters=filters_from_options(exclude, categories, price_min, price_max),
     )  # fmt: skip
     _render_recommendations(result, as_json)
 

@@ -113,7 +113,9 @@ def _declare_closed_bodies(app: Litestar) -> None:
         schemas[name].additional_properties = False
     for name in ("UserRequest", "ModelUserRequest"):
         _declare_item_id_bounds(schemas[name], "item_ids", ID_LENGTH)
-    for name in ("SimilarRequest", "UserRequest", "ModelSimilarRequest", "ModelUserRequest"):
+    filtered = ("SimilarRequest", "UserRequest", "ModelSimilarRequest", "ModelUserRequest",
+                "SearchRequest")  # fmt: skip
+    for name in filtered:
         _declare_item_id_bounds(schemas[name], "exclude", ID_LENGTH)
         _declare_item_id_bounds(schemas[name], "categories", CATEGORY_LENGTH)
         for price in ("price_min", "price_max"):  # Litestar drops `ge` of an optional number

@@ -288,8 +288,9 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     ) -> Response[SearchResults]:  # fmt: skip
         data = strict(body, SearchRequest)
         results = service.search(  # type: ignore[attr-defined]
-            served, data.query, k=data.top_k, mode=data.mode, category=data.category
-        )
+            served, data.query, k=data.top_k, mode=data.mode, category=data.category,
+            filters=_filters(data),
+        )  # fmt: skip
         return _with_version(results, results.model_version)
 
     @post(

@@ -158,6 +158,10 @@ def request_types(settings: Settings) -> RequestTypes:
         top_k: N = 10
         mode: SearchMode | None = None
         category: Category | None = None
+        exclude: ExcludeIds | None = None
+        categories: Categories | None = None
+        price_min: Price | None = None
+        price_max: Price | None = None
 
     class ModelSimilarRequest(SimilarRequest, forbid_unknown_fields=True):
         model: RecommenderModel | None = None
