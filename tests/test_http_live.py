@@ -347,6 +347,9 @@ def test_feedback_reaches_the_next_answer_on_a_real_server(home):
 
         bodies = [("/matrix_factor/user", {"user_id": user, "n": 10})]
         with Hammer(server.url, bodies) as hammer:
+            deadline = time.monotonic() + 30
+            while not all(hammer.results) and time.monotonic() < deadline:
+                time.sleep(0.05)  # every reader is under way before the first write
             for path in ("/matrix_factor/user", "/recommendations/user"):
                 top = picks(path, user)[0]
                 event = {"events": [{"user_id": user, "item_id": top}]}

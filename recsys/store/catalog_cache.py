@@ -41,18 +41,22 @@ class CatalogSnapshot:
         # ids without a catalog row at this revision; replaced (not cleared) by each reload, so
         # a lookup that raced a reload only ever adds to the discarded set
         self.missing: set[str] = set()
+        # held by a reload and by `upsert`: a reload that read the table before a write committed
+        # must not swap its older rows in over the write's upsert (lookups never take it)
+        self.swapping = threading.Lock()
 
     def refresh(self) -> bool:
         """Reload when the catalog changed since the last load; True when it did."""
-        with self.engine.connect() as conn:
-            revision = get_meta(conn, "products_revision") or "0"
-            if revision == self.revision:
-                return False
-            p = product_catalog.c
-            rows = conn.execute(select(*(p[f] for f in FIELDS))).all()
-        self.rows = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows}  # one swap
-        self.missing = set()
-        self.revision = revision
+        with self.swapping:
+            with self.engine.connect() as conn:
+                revision = get_meta(conn, "products_revision") or "0"
+                if revision == self.revision:
+                    return False
+                p = product_catalog.c
+                rows = conn.execute(select(*(p[f] for f in FIELDS))).all()
+            self.rows = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows}  # one swap
+            self.missing = set()
+            self.revision = revision
         return True
 
 
@@ -108,10 +112,13 @@ def upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     next result line shows them before the refresher's next reload. One dict swap: readers see
     the old or the new rows, never a mix within one lookup of an item."""
     snapshot = _snapshots.get(engine) if _snapshots else None
-    if snapshot is None or snapshot.revision is None:
+    if snapshot is None:
         return
-    fresh = dict(snapshot.rows)
-    fresh.update((row["item_id"], {f: row.get(f) for f in FIELDS}) for row in rows)
-    snapshot.rows = fresh
-    # no longer absent: a lookup must find them (the set is replaced, never shrunk in place)
-    snapshot.missing = snapshot.missing - {row["item_id"] for row in rows}
+    with snapshot.swapping:  # after a reload in progress (it may have read the table before us)
+        if snapshot.revision is None:
+            return  # not loaded: lookups go to SQL, and the first load reads our rows
+        fresh = dict(snapshot.rows)
+        fresh.update((row["item_id"], {f: row.get(f) for f in FIELDS}) for row in rows)
+        snapshot.rows = fresh
+        # no longer absent: a lookup must find them (the set is replaced, never shrunk in place)
+        snapshot.missing = snapshot.missing - {row["item_id"] for row in rows}
