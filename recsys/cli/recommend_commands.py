@@ -53,7 +53,7 @@ def _param_options(kind: ModelKind) -> list[inspect.Parameter]:
                 f"{kind.name}_{f.name}", {c: c for c in f.metadata["choices"]}, type=str
             )
         annotation = Annotated[
-            kind_type | None,  # type: ignore[operator]
+            kind_type | None,
             typer.Option(flag, help=f"{f.metadata['help']} [{kind.section}.{f.name}]."),
         ]
         params.append(
@@ -76,7 +76,7 @@ def _overrides(pairs: list[str] | None) -> dict[str, Any]:
     return result
 
 
-def _settings_with(overrides: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _settings_with(overrides: dict[str, Any]):
     """Settings where --set values count as flags (strings are parsed like environment values;
     a bad key or value is a ConfigError naming it)."""
     return settings(**overrides)
@@ -197,7 +197,7 @@ def recommend_user_command(
     _render_recommendations(result, as_json)
 
 
-def _render_recommendations(result, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _render_recommendations(result, as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
@@ -277,7 +277,7 @@ def evaluate_command(
     _render_evaluation(report)
 
 
-def _render_evaluation(report) -> None:  # type: ignore[no-untyped-def]
+def _render_evaluation(report) -> None:
     """Two narrow tables (they fit an 80-column terminal): accuracy, then beyond accuracy."""
     k = report.k
     out.print(f"evaluate - {report.split_description}, k={k}", highlight=False)

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -99,6 +99,7 @@ def build_index(vectors: np.ndarray, kind: str, m: int, ef_construction: int) ->
     import faiss
 
     dim = vectors.shape[1]
+    index: Any
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
@@ -155,7 +156,7 @@ class SemanticIndex:
         self.version: str = manifest["version"]
         # queries must be encoded as the catalog was (versions before it existed are fp32)
         self.precision: str = manifest["params"].get("precision", "fp32")
-        self.index = faiss.read_index(str(folder / "index.faiss"))
+        self.index: Any = cast(Any, faiss.read_index(str(folder / "index.faiss")))  # flat|HNSW
         if manifest["params"]["index"] == "hnsw":
             self.index.hnsw.efSearch = int(manifest["params"]["hnsw_ef_search"])
         self.item_ids = np.load(folder / "item_ids.npy", allow_pickle=False)

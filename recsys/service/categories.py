@@ -48,7 +48,7 @@ def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], d
     once per loaded model and cached on it."""
     cached = model.extras.get("categories")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     p = product_catalog.c
     with engine_for(settings).connect() as conn:
         rows = conn.execute(select(p.item_id, p.main_category, p.categories)).all()

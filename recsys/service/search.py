@@ -117,7 +117,7 @@ def train_ss(
         "newly_encoded": int(plan.to_encode.size),
     }  # fmt: skip
 
-    def build(folder):  # type: ignore[no-untyped-def]
+    def build(folder):
         import faiss
 
         faiss.write_index(faiss_index, str(folder / "index.faiss"))
@@ -187,7 +187,7 @@ def _check_query(settings: Settings, query: str, k: int, mode: str) -> str:
     return query
 
 
-def _nearest(settings: Settings, model, vector: np.ndarray, k: int, names: frozenset[str] | None):  # type: ignore[no-untyped-def]
+def _nearest(settings: Settings, model, vector: np.ndarray, k: int, names: frozenset[str] | None):
     """The k nearest products to a query vector, oversampling when a category filter drops some."""
     wanted = k if names is None else k * 10
     while True:
@@ -249,7 +249,7 @@ def search(
     return SearchResults(query=query, mode=mode, model_version=version, hits=hits, message=message)
 
 
-def _with_prior(settings: Settings, engine, mode: str, lists, catalog):  # type: ignore[no-untyped-def]
+def _with_prior(settings: Settings, engine, mode: str, lists, catalog):
     """One ranking from the mode's lists (semantic or keyword, or both for hybrid): each list
     re-ordered by the popularity prior with its mode's weight, hybrid's two fused by RRF,
     placeholders last."""
