@@ -18,6 +18,7 @@ import numpy as np
 
 from recsys.errors import InvalidInput
 from recsys.models.encoder import DIMENSIONS, MODEL_NAME
+from recsys.store.categories import flatten
 
 TEXT_FIELDS = ("title", "features", "description", "store", "main_category", "categories")
 ENCODE_CHUNK = 4096  # texts per encode() call: progress granularity; the encoder sorts within
@@ -39,18 +40,10 @@ def product_text(row: dict[str, Any], fields: list[str]) -> str:
     for name in fields:
         value = row.get(name)
         if isinstance(value, list):
-            value = "; ".join(str(v) for v in _flatten(value) if v)
+            value = "; ".join(str(v) for v in flatten(value) if v)
         if isinstance(value, str) and value.strip():
             parts.append(value.strip())
     return ". ".join(parts)
-
-
-def _flatten(values: list[Any]) -> Iterable[Any]:
-    for v in values:
-        if isinstance(v, list):
-            yield from _flatten(v)
-        else:
-            yield v
 
 
 def text_hash(text: str) -> bytes:

@@ -19,9 +19,10 @@ from recsys.models.kinds import KINDS, ModelKind, resolve
 from recsys.models.registry import Registry
 from recsys.models.tuning import best_tuned
 from recsys.schemas import Recommendations, ScoredItem
-from recsys.service.categories import category_mask, item_categories, main_category_mask
+from recsys.service.categories import category_mask, main_category_mask
 from recsys.service.data import engine_for
 from recsys.service.models import loaded
+from recsys.store.categories import in_categories, resolve_category
 from recsys.store.queries import products_by_id, result_line
 from recsys.store.tables import product_catalog, user_item_rating
 
@@ -183,10 +184,10 @@ def _semantic_neighbours(
     except NotTrained:
         return []
     hits = index.neighbours(item_id, k if not category else k * 10)
-    if category:
-        wanted = category.strip().lower()
-        cats = item_categories(settings, [i for i, _ in hits])
-        hits = [(i, s) for i, s in hits if wanted in cats.get(i, set())]
+    if category:  # known to exist: category_mask answered unknown names before the chain
+        names = resolve_category(engine_for(settings), category)
+        rows = products_by_id(engine_for(settings), [i for i, _ in hits])
+        hits = [(i, s) for i, s in hits if in_categories(rows.get(i), names)]
     return hits[:k]
 
 
