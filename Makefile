@@ -48,6 +48,7 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check recsys tests benchmarks
 	$(BIN)/ruff format --check recsys tests benchmarks
+	$(BIN)/mypy recsys
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

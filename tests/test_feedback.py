@@ -168,7 +168,6 @@ def _neighbour(home: Path, item: str) -> str:
 def test_filters_on_both_route_families(home, path):
     item, user = _a_user(home)
     key = {"user_id": user} if path.endswith("user") else {"item_id": item}
-    settings = make_settings(home)
     with client_for(home) as client:
         plain = client.post(path, json={**key, "n": 10}).json()
         excluded = [line["item_id"] for line in plain["items"][:3]]
@@ -179,9 +178,7 @@ def test_filters_on_both_route_families(home, path):
         assert r.status_code == 200, r.text
         lines = r.json()["items"]
         assert lines, r.json()
-        from recsys.service.categories import item_categories
-
-        cats = item_categories(settings, [line["item_id"] for line in lines])
+        cats = _categories(home, [line["item_id"] for line in lines])
         for line in lines:
             assert line["item_id"] not in excluded
             assert line["price"] is not None and 1.0 <= line["price"] <= 500
@@ -190,6 +187,21 @@ def test_filters_on_both_route_families(home, path):
         assert empty.status_code == 200 and empty.json()["items"] == []
         assert "no item can pass" in empty.json()["message"]
         assert_error(client.post(path, json={**key, "price_min": -1}), 400)
+
+
+def _categories(home: Path, item_ids: list[str]) -> dict[str, set[str]]:
+    """Lower-cased category names of each item, read straight from the catalog."""
+    import json
+
+    from recsys.store.categories import product_categories
+
+    found = rows(f"sqlite:///{home / 'recsys.db'}",
+                 "select item_id, main_category, categories from product_catalog")  # fmt: skip
+    return {
+        item: {c.lower() for c in product_categories(main, json.loads(listed) if listed else None)}
+        for item, main, listed in found
+        if item in item_ids
+    }
 
 
 # ---- both stores ---------------------------------------------------------------------------

@@ -1,16 +1,19 @@
-"""`recsys ingest`, `sample`, `status`, `config`."""
+"""`recsys ingest`, `sample`, `status`, `config`, `feedback`, `items`."""
 
 import math
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from recsys.cli.app import JsonOpt, app, command, err, out, print_json, settings
 from recsys.cli.progress import progress_bar
+
+if TYPE_CHECKING:
+    from recsys.schemas import WriteReport
 
 
 class Format(str, Enum):
@@ -326,7 +329,7 @@ def items_command(
     _render_write(service.upsert_items(settings(), items), "products", as_json)
 
 
-def _render_write(report, table: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _render_write(report: "WriteReport", table: str, as_json: bool) -> None:
     """Counts and one line per bad event; exit 1 when not one was written."""
     if as_json:
         print_json(report)
@@ -336,7 +339,7 @@ def _render_write(report, table: str, as_json: bool) -> None:  # type: ignore[no
         raise typer.Exit(1)
 
 
-def _print_write(report, table: str) -> None:  # type: ignore[no-untyped-def]
+def _print_write(report: "WriteReport", table: str) -> None:
     out.print(
         f"{table}: {report.inserted:,} inserted, {report.updated:,} updated "
         f"({report.accepted:,} accepted)",

@@ -3,7 +3,7 @@ model table (recsys.models.kinds), its flags generated from its settings section
 
 import inspect
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from recsys.cli.groups import recommend_app, train_app
 from recsys.cli.progress import progress_bar
 from recsys.evaluate import SPLITS
 from recsys.models.kinds import ALIASES, KINDS, RECOMMENDERS, ModelKind
+
+if TYPE_CHECKING:
+    from recsys.service.filters import Filters
 
 # Flags whose name differs from their setting (kept from the single-model CLI).
 FLAG_NAMES = {("als", "random_state"): "--seed"}
@@ -47,7 +50,10 @@ PriceMaxOpt = Annotated[
 ]
 
 
-def filters_from_options(exclude: list[str] | None, categories: list[str] | None, low, high):  # type: ignore[no-untyped-def]
+def filters_from_options(
+    exclude: list[str] | None, categories: list[str] | None, low: float | None, high: float | None
+) -> "Filters":
+    """The --exclude (comma-separated, repeatable), --categories and price flags as Filters."""
     from recsys.service.filters import Filters
 
     ids = [i.strip() for part in exclude or [] for i in part.split(",") if i.strip()]
@@ -78,7 +84,7 @@ def _param_options(kind: ModelKind) -> list[inspect.Parameter]:
                 f"{kind.name}_{f.name}", {c: c for c in f.metadata["choices"]}, type=str
             )
         annotation = Annotated[
-            kind_type | None,  # type: ignore[operator]
+            kind_type | None,
             typer.Option(flag, help=f"{f.metadata['help']} [{kind.section}.{f.name}]."),
         ]
         params.append(
@@ -101,7 +107,7 @@ def _overrides(pairs: list[str] | None) -> dict[str, Any]:
     return result
 
 
-def _settings_with(overrides: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _settings_with(overrides: dict[str, Any]):
     """Settings where --set values count as flags (strings are parsed like environment values;
     a bad key or value is a ConfigError naming it)."""
     return settings(**overrides)
@@ -236,7 +242,7 @@ def recommend_user_command(
     _render_recommendations(result, as_json)
 
 
-def _render_recommendations(result, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _render_recommendations(result, as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
@@ -316,7 +322,7 @@ def evaluate_command(
     _render_evaluation(report)
 
 
-def _render_evaluation(report) -> None:  # type: ignore[no-untyped-def]
+def _render_evaluation(report) -> None:
     """Two narrow tables (they fit an 80-column terminal): accuracy, then beyond accuracy."""
     k = report.k
     out.print(f"evaluate - {report.split_description}, k={k}", highlight=False)

@@ -61,7 +61,7 @@ def serve_command(
     _serve(cfg)
 
 
-def _answer_one(cfg, path: str) -> int:  # type: ignore[no-untyped-def]
+def _answer_one(cfg, path: str) -> int:
     from litestar.testing import TestClient
 
     from recsys.http.app import create_app
@@ -84,7 +84,7 @@ def _answer_one(cfg, path: str) -> int:  # type: ignore[no-untyped-def]
     return 0 if 200 <= response.status_code < 300 else 1
 
 
-def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
+def _serve(cfg) -> None:
     import uvicorn
 
     from recsys.server.settings_io import ENV_VAR, settings_to_json
@@ -111,7 +111,7 @@ def _serve(cfg) -> None:  # type: ignore[no-untyped-def]
             shutil.rmtree(own_dir, ignore_errors=True)
 
 
-def _run_uvicorn(uvicorn, server) -> None:  # type: ignore[no-untyped-def]
+def _run_uvicorn(uvicorn, server) -> None:
     uvicorn.run(
         "recsys.http.app:app_from_env",
         factory=True,

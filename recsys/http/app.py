@@ -118,10 +118,8 @@ def _declare_closed_bodies(app: Litestar) -> None:
     for name in filtered:
         _declare_item_id_bounds(schemas[name], "exclude", ID_LENGTH)
         _declare_item_id_bounds(schemas[name], "categories", CATEGORY_LENGTH)
-        for price in ("price_min", "price_max"):  # Litestar drops `ge` of an optional number
-            for variant in schemas[name].properties[price].one_of or []:
-                if variant.type == OpenAPIType.NUMBER:
-                    variant.minimum = 0
+        for price in ("price_min", "price_max"):
+            _declare_minimum(schemas[name], price, 0)
 
 
 def _declare_item_id_bounds(request: Any, field: str, bounds: tuple[int, int]) -> None:
@@ -131,6 +129,13 @@ def _declare_item_id_bounds(request: Any, field: str, bounds: tuple[int, int]) -
     for variant in members.one_of or [members]:
         if getattr(variant, "items", None) is not None:
             variant.items.min_length, variant.items.max_length = bounds
+
+
+def _declare_minimum(request: Any, field: str, minimum: float) -> None:
+    """Litestar drops `ge` of an optional number (`price_min: Price | None`): put it back."""
+    for variant in request.properties[field].one_of or []:
+        if variant.type == OpenAPIType.NUMBER:
+            variant.minimum = minimum
 
 
 def app_from_env() -> Litestar:

@@ -150,7 +150,9 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     ModelSimilarRequest, ModelUserRequest = types.model_similar, types.model_user
     FeedbackRequest, ItemsRequest = types.feedback, types.items
     # OpenAPI security declarations mirror the guard in auth.py.
-    keyed = [{SECURITY_SCHEME: []}] if settings.server.api_key else None
+    keyed: list[dict[str, list[str]]] | None = (
+        [{SECURITY_SCHEME: []}] if settings.server.api_key else None
+    )
     default = keyed if settings.server.protect_all else None
 
     @post(
@@ -287,7 +289,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         body: RawBody,
     ) -> Response[SearchResults]:  # fmt: skip
         data = strict(body, SearchRequest)
-        results = service.search(  # type: ignore[attr-defined]
+        results = service.search(
             served, data.query, k=data.top_k, mode=data.mode, category=data.category,
             filters=_filters(data),
         )  # fmt: skip

@@ -151,9 +151,11 @@ def make_parser(
     skip = 1 if generic.header else 0
     mapping = resolve_mapping(columns, generic)
     chosen_kind = decide_kind(mapping, kind, str(path))
-    parser = DelimitedParser(chosen_kind, mapping, columns, generic, delimiter, rating_range)
-    parser.warnings = _mapping_warnings(parser, columns, _head_rows(head[skip:], parser), "columns")
-    return parser, skip
+    delimited = DelimitedParser(chosen_kind, mapping, columns, generic, delimiter, rating_range)
+    delimited.warnings = _mapping_warnings(
+        delimited, columns, _head_rows(head[skip:], delimited), "columns"
+    )
+    return delimited, skip
 
 
 def _head_rows(lines: list[bytes], parser: DelimitedParser) -> list[dict[str, Any]]:

@@ -225,7 +225,7 @@ class DelimitedParser(GenericParser):
         columns: list[str],
         options: GenericOptions,
         delimiter: str,
-        rating_range: tuple[float, float],
+        rating_range: tuple[float, float] | None,
     ):
         super().__init__(kind, mapping, rating_range)
         self.encoding = options.encoding
@@ -301,6 +301,7 @@ class DelimitedParser(GenericParser):
                 replay.extendleft(reversed(pending[1:] + ([nxt] if nxt is not None else [])))
                 pending, size = [], 0
                 continue
+            assert nxt is not None  # None with nothing pending ended the loop above
             number, line = nxt
             if line is TOO_LONG or b'"' not in line or not self._open_quote(line):
                 yield number, line

@@ -122,8 +122,9 @@ def product_row(item_id: str, **fields: Any) -> dict[str, Any]:
     row = dict.fromkeys(PRODUCT_FIELDS)
     row.update(fields, item_id=item_id)
     for f in _PRODUCT_TEXT_FIELDS:
-        if row[f] is not None:
-            check_text(row[f], f)
+        value = row[f]
+        if value is not None:
+            check_text(value, f)
     if row["rating_count"] is not None:
         check_count(row["rating_count"], "rating_count")
     average = row["average_rating"]

@@ -17,6 +17,7 @@ background thread, which keeps the reference scale (2M reviews) well under half 
 from __future__ import annotations
 
 import gzip as _gzip
+import io
 import queue
 import threading
 from dataclasses import dataclass
@@ -336,7 +337,7 @@ class _Writer:
     def __init__(self, path: Path, gz: bool) -> None:
         self._raw: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
         # mtime=0 keeps the .gz bytes identical across runs with the same seed.
-        self._f: BinaryIO = (
+        self._f: io.BufferedIOBase = (
             _gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=1, mtime=0)
             if gz
             else self._raw
@@ -509,10 +510,10 @@ def generate_sample(
     lemon = (rng.random(items) < 0.12)[item] & (rng.random(n_rows) < 0.6)  # poor items
     star[lemon] = np.maximum(star[lemon] - rng.integers(1, 3, int(lemon.sum())), 1)
 
-    lo = np.maximum(_START_MS, launch[item])  # no review before the product exists
-    ts = _END_MS - ((_END_MS - lo) * rng.random(n_rows) ** 1.4).astype(np.int64)  # recent-heavy
+    earliest = np.maximum(_START_MS, launch[item])  # no review before the product exists
+    ts = _END_MS - ((_END_MS - earliest) * rng.random(n_rows) ** 1.4).astype(np.int64)
     orig = rep - 1  # move the original earlier, the repeat strictly after it
-    ts[orig] = lo[orig] + (ts[orig] - lo[orig]) // 2
+    ts[orig] = earliest[orig] + (ts[orig] - earliest[orig]) // 2
     ts[rep] = (
         ts[orig] + 1 + ((_END_MS - ts[orig]) * rng.uniform(0.05, 1.0, rep.size)).astype(np.int64)
     )

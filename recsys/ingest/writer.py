@@ -121,7 +121,8 @@ def _copy_merge_ratings(conn: Connection, rows: list[RatingRow]) -> Counts:
 
 def _pg_upsert_products(conn: Connection, tuples: list[tuple]) -> Counts:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.executemany(PG_PRODUCTS, tuples, returning=True)
+    # psycopg 3's executemany(returning=True): not in SQLAlchemy's generic DBAPI cursor type
+    cursor.executemany(PG_PRODUCTS, tuples, returning=True)  # type: ignore[call-arg]
     inserted = changed = 0
     while True:  # one result per row; a row left unchanged (identical) returns nothing
         for (was_inserted,) in cursor.fetchall():

@@ -28,7 +28,7 @@ import numpy as np
 
 from recsys.errors import IntegrityError, InvalidInput
 from recsys.models.interactions import decode, lookup
-from recsys.models.popularity import popular_order, top_popular
+from recsys.models.popularity import passes, popular_order, top_popular
 
 ProgressFn = Callable[[int, int], None]  # (steps done, total)
 # Arrays every collaborative model stores: ids (sorted UTF-8 byte strings, index = row/column),
@@ -335,11 +335,7 @@ class SparseItemItem(ItemItemRecommender):
         values = self.sim_data[positions] * np.repeat(self.weights(ratings), lengths)
         candidates, inverse = np.unique(self.sim_indices[positions], return_inverse=True)
         scores = np.bincount(inverse, weights=values, minlength=len(candidates))
-        keep = np.ones(len(candidates), dtype=bool)
-        if exclude is not None and len(exclude):
-            keep &= ~np.isin(candidates, exclude)
-        if allowed is not None:
-            keep &= allowed[candidates]
+        keep = passes(candidates, exclude, allowed)
         picks, scores = top_n(scores[keep].astype(np.float32), n)
         return candidates[keep][picks].astype(np.int64), scores
 

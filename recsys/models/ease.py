@@ -22,6 +22,7 @@ import numpy as np
 
 from recsys.errors import Conflict
 from recsys.models.base import ItemItemRecommender, ProgressFn, check_range, top_n
+from recsys.models.popularity import passes
 from recsys.system import available_memory_bytes
 
 BYTES_PER_CELL = 4 * 4  # float32: the Gram matrix, its factor in place, and two temporaries
@@ -153,11 +154,7 @@ class EASEModel(ItemItemRecommender):
             if len(pos)
             else np.zeros(len(self.ease_items), dtype=np.float32)
         )
-        if exclude is not None and len(exclude):
-            dropped = self.position[np.asarray(exclude, dtype=np.int64)]
-            scores[dropped[dropped >= 0]] = -np.inf
-        if allowed is not None:
-            scores[~allowed[self.ease_items]] = -np.inf
+        scores[~passes(self.ease_items, exclude, allowed)] = -np.inf
         picks, scores = top_n(scores, n)
         return self.ease_items[picks].astype(np.int64), scores
 

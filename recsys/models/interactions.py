@@ -123,7 +123,7 @@ def _id_array(values: list[str]) -> np.ndarray:
 
 
 def _columns(parts: list[str], width: int, timestamps: bool) -> tuple[np.ndarray, ...]:
-    cols = (
+    cols: tuple[np.ndarray, ...] = (
         _id_array(parts[0::width]),
         _id_array(parts[1::width]),
         np.array(parts[2::width], dtype=np.float32),
@@ -170,7 +170,7 @@ def _generic_chunks(conn: Connection, timestamps: bool, where: str = "true"):
     result = streaming.exec_driver_sql(f"SELECT {cols} FROM user_item_rating WHERE {where}")
     while rows := result.fetchmany(CHUNK_ROWS):
         columns = list(zip(*rows, strict=True))
-        chunk = (
+        chunk: tuple[np.ndarray, ...] = (
             _id_array(list(columns[0])),
             _id_array(list(columns[1])),
             np.array(columns[2], dtype=np.float32),

@@ -36,9 +36,16 @@ def top_popular(
     if allowed is None:
         # Only the head can matter: at most len(exclude) of its items are dropped.
         order = order[: n + (0 if exclude is None else len(exclude))]
-    keep = np.ones(len(order), dtype=bool)
+    return order[passes(order, exclude, allowed)][:n]
+
+
+def passes(items: np.ndarray, exclude: np.ndarray | None, allowed: np.ndarray | None) -> np.ndarray:
+    """Boolean mask: which of `items` (item indexes) are outside `exclude` and inside `allowed`
+    (a boolean mask over all items). For candidate lists; a full-catalog score vector is
+    filtered faster by assigning -inf."""
+    keep = np.ones(len(items), dtype=bool)
     if exclude is not None and len(exclude):
-        keep[np.isin(order, exclude)] = False
+        keep &= ~np.isin(items, exclude)
     if allowed is not None:
-        keep &= allowed[order]
-    return order[keep][:n]
+        keep &= allowed[items]
+    return keep

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recsys.models.base import ProgressFn, Recommender, top_n
+from recsys.models.base import ProgressFn, Recommender
 from recsys.models.popularity import popularity_scores
 
 
@@ -54,11 +54,7 @@ class PopularityModel(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:  # the precomputed order: no full-catalog pass
             return self.top_popular(n, exclude=exclude)
-        scores = self.user_scores(items, ratings)
-        if exclude is not None and len(exclude):
-            scores[exclude] = -np.inf
-        scores[~allowed] = -np.inf
-        return top_n(scores, n)
+        return super().recommend(items, ratings, n, exclude, allowed)
 
     explains: ClassVar[bool] = False  # a bestseller is picked for no item of the user's
 

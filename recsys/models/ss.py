@@ -12,12 +12,13 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from recsys.errors import InvalidInput
 from recsys.models.encoder import DIMENSIONS, MODEL_NAME
+from recsys.store.categories import flatten
 
 TEXT_FIELDS = ("title", "features", "description", "store", "main_category", "categories")
 ENCODE_CHUNK = 4096  # texts per encode() call: progress granularity; the encoder sorts within
@@ -39,18 +40,10 @@ def product_text(row: dict[str, Any], fields: list[str]) -> str:
     for name in fields:
         value = row.get(name)
         if isinstance(value, list):
-            value = "; ".join(str(v) for v in _flatten(value) if v)
+            value = "; ".join(str(v) for v in flatten(value) if v)
         if isinstance(value, str) and value.strip():
             parts.append(value.strip())
     return ". ".join(parts)
-
-
-def _flatten(values: list[Any]) -> Iterable[Any]:
-    for v in values:
-        if isinstance(v, list):
-            yield from _flatten(v)
-        else:
-            yield v
 
 
 def text_hash(text: str) -> bytes:
@@ -99,6 +92,7 @@ def build_index(vectors: np.ndarray, kind: str, m: int, ef_construction: int) ->
     import faiss
 
     dim = vectors.shape[1]
+    index: Any
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
@@ -155,7 +149,7 @@ class SemanticIndex:
         self.version: str = manifest["version"]
         # queries must be encoded as the catalog was (versions before it existed are fp32)
         self.precision: str = manifest["params"].get("precision", "fp32")
-        self.index = faiss.read_index(str(folder / "index.faiss"))
+        self.index: Any = cast(Any, faiss.read_index(str(folder / "index.faiss")))  # flat|HNSW
         if manifest["params"]["index"] == "hnsw":
             self.index.hnsw.efSearch = int(manifest["params"]["hnsw_ef_search"])
         self.item_ids = np.load(folder / "item_ids.npy", allow_pickle=False)

@@ -134,7 +134,7 @@ class JobManager:
                     f"a {kind} training job is already running{where}; try again when it is done"
                 ) from None
             job = Job(
-                id=uuid.uuid4().hex, kind=kind, state="queued", force_retrain=force,  # type: ignore[arg-type]
+                id=uuid.uuid4().hex, kind=kind, state="queued", force_retrain=force,
                 created_at=_now(),
             )  # fmt: skip
             write_job(self.folder, job)

@@ -17,31 +17,8 @@ from recsys.config import Settings
 from recsys.models.interactions import lookup_many
 from recsys.service.data import engine_for
 from recsys.store import catalog_cache
+from recsys.store.categories import product_categories
 from recsys.store.tables import product_catalog
-
-
-def _names(main: str | None, listed: Any) -> set[str]:
-    names = {main} if isinstance(main, str) and main.strip() else set()
-    stack = [listed] if isinstance(listed, list) else []
-    while stack:
-        for value in stack.pop():
-            if isinstance(value, list):
-                stack.append(value)
-            elif isinstance(value, str) and value.strip():
-                names.add(value.strip())
-    return names
-
-
-def item_categories(settings: Settings, item_ids: list[str]) -> dict[str, set[str]]:
-    """Lower-cased category names of each given item (one query)."""
-    if not item_ids:
-        return {}
-    p = product_catalog.c
-    with engine_for(settings).connect() as conn:
-        rows = conn.execute(
-            select(p.item_id, p.main_category, p.categories).where(p.item_id.in_(item_ids))
-        ).all()
-    return {item: {n.lower() for n in _names(main, listed)} for item, main, listed in rows}
 
 
 def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], dict[str, Any]]:
@@ -50,7 +27,7 @@ def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], d
     revision = catalog_cache.revision(engine_for(settings))
     cached = model.extras.get("categories")
     if cached is not None and model.extras.get("categories_revision") == revision:
-        return cached  # type: ignore[no-any-return]
+        return cached
     p = product_catalog.c
     with engine_for(settings).connect() as conn:
         rows = conn.execute(select(p.item_id, p.main_category, p.categories)).all()
@@ -60,7 +37,7 @@ def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], d
     for idx, (_, main, listed) in zip(indexes, rows, strict=True):
         if idx is None:
             continue
-        for name in _names(main, listed):
+        for name in product_categories(main, listed):
             low = name.lower()
             display.setdefault(low, name)
             members.setdefault(low, []).append(idx)

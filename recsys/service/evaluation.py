@@ -78,7 +78,7 @@ def split_interactions(data: Interactions, rows: np.ndarray, is_test: np.ndarray
     )
 
 
-def score_function(model: Any, train: Any):  # type: ignore[no-untyped-def]
+def score_function(model: Any, train: Any):
     """users (train rows) -> scores (users x items), each row the model's served user scoring."""
 
     def score(rows: np.ndarray) -> np.ndarray:
@@ -93,7 +93,7 @@ def score_function(model: Any, train: Any):  # type: ignore[no-untyped-def]
 
 def fit_and_score(
     kind_name: str, params: dict[str, Any], split: Split, k: int, categories: np.ndarray | None
-):  # type: ignore[no-untyped-def]
+):
     """Fit one model on the split's train part and rank its test users: (RankingResult, s)."""
     from threadpoolctl import threadpool_limits
 

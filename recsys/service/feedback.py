@@ -15,6 +15,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
+
 from recsys.config import Settings
 from recsys.errors import InvalidInput
 from recsys.ingest.rows import (
@@ -75,7 +77,10 @@ def upsert_items(settings: Settings, items: list[Any]) -> WriteReport:
     engine = engine_for(settings)
     writer = BatchWriter(engine)
     writer.write_products(rows)
-    catalog_cache.upsert(engine, rows)
+    # the snapshot holds the JSON columns decoded, as SQL returns them
+    catalog_cache.upsert(
+        engine, [{**row, "categories": _decoded(row["categories"])} for row in rows]
+    )
     inserted, updated = writer.totals()["products"]
     return WriteReport(len(rows), inserted, updated, errors)
 
@@ -163,3 +168,7 @@ def _error(index: int, bad: BadLine) -> WriteError:
         field = {"invalid_rating": "rating", "invalid_timestamp": "timestamp"}.get(code, "")
     message = bad.detail or bad.reason.replace("_", " ")
     return WriteError(index, bad.reason, message, field or None)
+
+
+def _decoded(text: str | None) -> Any:
+    return None if text is None else msgspec.json.decode(text)

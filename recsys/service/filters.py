@@ -18,9 +18,11 @@ from sqlalchemy import select
 from recsys.config import Settings
 from recsys.errors import InvalidInput
 from recsys.models.interactions import lookup_array
-from recsys.service.categories import category_mask, item_categories
+from recsys.service.categories import category_mask
 from recsys.service.data import engine_for
 from recsys.store import catalog_cache
+from recsys.store.categories import in_categories, resolve_category
+from recsys.store.queries import products_by_id
 from recsys.store.tables import product_catalog
 
 
@@ -81,7 +83,7 @@ def filter_mask(
             if missing:
                 unknown.append(missing)
             else:
-                any_of |= one  # type: ignore[arg-type]  # a known category has a mask
+                any_of |= one  # a known category has a mask
         if len(unknown) == len(filters.categories):
             return any_of, "; ".join(unknown), notes
         notes += unknown
@@ -116,7 +118,7 @@ def model_prices(settings: Settings, model: Any) -> np.ndarray:
     revision = catalog_cache.revision(engine)
     cached = model.extras.get("prices")
     if cached is not None and cached[0] == revision:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     p = product_catalog.c
     with engine.connect() as conn:
         rows = conn.execute(select(p.item_id, p.price).where(p.price.is_not(None))).all()
@@ -131,24 +133,36 @@ def model_prices(settings: Settings, model: Any) -> np.ndarray:
 def passing_ids(
     settings: Settings, item_ids: list[str], category: str | None, filters: Filters
 ) -> set[str]:
-    """The ids among `item_ids` (any catalog item, rated or not: the semantic fallback's
-    candidates) that pass `category` and `filters`, by one catalog query."""
-    if not item_ids:
-        return set()
-    wanted = {c.lower() for c in filters.categories}
+    """The ids among `item_ids` (any catalog item, rated or not: the semantic fallback's and
+    search's candidates) that pass `category` and `filters`, from their catalog rows (the
+    server's snapshot, else one query)."""
+    engine = engine_for(settings)
     excluded = set(filters.exclude)
     keep = [i for i in item_ids if i not in excluded]
-    if category or wanted:
-        cats = item_categories(settings, keep)
-        if category:
-            keep = [i for i in keep if category.strip().lower() in cats.get(i, set())]
-        if wanted:
-            keep = [i for i in keep if wanted & cats.get(i, set())]
-    if filters.priced and keep:
-        p = product_catalog.c
-        with engine_for(settings).connect() as conn:
-            prices = dict(conn.execute(select(p.item_id, p.price).where(p.item_id.in_(keep))).all())
+    if not keep or not (category or filters.categories or filters.priced):
+        return set(keep)
+    rows = products_by_id(engine, keep)
+    for names in ([category] if category else [], filters.categories):
+        if names:
+            spellings = _spellings(engine, names)
+            keep = [i for i in keep if in_categories(rows.get(i), spellings)]
+    if filters.priced:
         low = filters.price_min if filters.price_min is not None else -math.inf
         high = filters.price_max if filters.price_max is not None else math.inf
-        keep = [i for i in keep if prices.get(i) is not None and low <= prices[i] <= high]
+        keep = [i for i in keep if _priced_within((rows.get(i) or {}).get("price"), low, high)]
     return set(keep)
+
+
+def _spellings(engine: Any, names: list[str] | tuple[str, ...]) -> frozenset[str]:
+    """Every stored spelling of any of `names` (case-insensitive); unknown names add nothing."""
+    found: set[str] = set()
+    for name in names:
+        try:
+            found |= resolve_category(engine, name)
+        except InvalidInput:
+            continue
+    return frozenset(found)
+
+
+def _priced_within(price: Any, low: float, high: float) -> bool:
+    return isinstance(price, int | float) and low <= price <= high

@@ -11,8 +11,8 @@ fuses the re-ordered semantic and keyword pools by reciprocal rank (RRF compress
 differences, so a prior added after fusion would outweigh them).
 `prior` is in [0, 1]: 0.8 * log(1 + n) / log(1 + n_max) + 0.2 * (Bayesian average rating,
 scaled to the rating range), where n is the product's number of ratings (the catalog's
-`rating_count` or the ratings stored for it, whichever is larger) and n_max the largest n of the
-pool. Listings with identical titles (same relevance) are thus ordered by popularity, a small
+`rating_count` and `average_rating` when it has them, as Amazon 2023 meta does: they count the
+whole shop; else the ratings stored for it) and n_max the largest n of the pool. Listings with identical titles (same relevance) are thus ordered by popularity, a small
 weight only re-orders near-ties, and equal scores go to the higher prior. The weights differ
 because the scales do: MiniLM cosines of a descriptive query's good matches lie within ~1% of
 each other, so a semantic weight above ~0.02 lets popularity override what the shopper described
@@ -84,6 +84,8 @@ _store_counts: dict[Engine, _StoreCounts] = {}
 
 
 def store_counts(engine: Engine, item_ids: Sequence[str]) -> dict[str, tuple[int, float]]:
+    """item -> (ratings stored, their mean) for items the catalog gives no count; a server asks
+    the store once per item and ingest."""
     counts = _store_counts.get(engine)
     if counts is None:
         counts = _store_counts.setdefault(engine, _StoreCounts())
@@ -103,12 +105,10 @@ def priors(
     counted: dict[str, tuple[int, float]] = {}
     for item in item_ids:
         row = catalog.get(item) or {}
-        n_store, avg_store = stored.get(item, (0, 0.0))
-        n_catalog = row.get("rating_count") or 0
-        if n_catalog > n_store and row.get("average_rating") is not None:
-            counted[item] = (n_catalog, float(row["average_rating"]))
+        if row.get("rating_count") is not None:
+            counted[item] = (row["rating_count"], float(row.get("average_rating") or middle))
         else:
-            counted[item] = (n_store, avg_store)
+            counted[item] = stored.get(item, (0, 0.0))
     top = math.log1p(max((n for n, _ in counted.values()), default=0))
     out = {}
     for item, (n, avg) in counted.items():

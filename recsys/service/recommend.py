@@ -57,7 +57,7 @@ def choose_model(settings: Settings, model: str | None = None) -> ModelKind:
 
 def current_model(settings: Settings, kind: ModelKind) -> Recommender:
     """The live version of a recommender kind; NotTrained (409) when none is published."""
-    return loaded(settings, kind.name, kind.model_class().load).model  # type: ignore[no-any-return]
+    return loaded(settings, kind.name, kind.model_class().load).model
 
 
 def check_n(n: int) -> None:

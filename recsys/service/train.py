@@ -62,7 +62,7 @@ def train(
     if kind.role == "search":
         from recsys.service.search import train_ss
 
-        return train_ss(settings, force=force, on_progress=on_progress)  # type: ignore[no-any-return]
+        return train_ss(settings, force=force, on_progress=on_progress)
     return train_recommender(
         settings, kind, force=force, evaluate=evaluate, on_progress=on_progress
     )
@@ -114,7 +114,7 @@ def train_recommender(
 
     counts = {"users": data.n_users, "items": data.n_items, "ratings": len(data), **fit_counts}
 
-    def build(folder):  # type: ignore[no-untyped-def]  # runs inside the registry's temp folder
+    def build(folder):  # runs inside the registry's temp folder
         fitted.save(folder)
         return {
             "format": ARTIFACT_FORMAT,

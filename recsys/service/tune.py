@@ -77,7 +77,7 @@ def tune(
         planned = min(trials, cls.max_trials)
         model_started = time.perf_counter()
 
-        def objective(trial, cls=cls, before=before, name=name):  # type: ignore[no-untyped-def]
+        def objective(trial, cls=cls, before=before, name=name):
             params = {**before, **cls.search_space(trial)}
             try:
                 cls.check_params(params)
@@ -86,7 +86,7 @@ def tune(
                 raise optuna.TrialPruned(str(exc)) from None
             return float(result.metrics["ndcg"] or 0.0)
 
-        def report(study, _trial, name=name, planned=planned):  # type: ignore[no-untyped-def]
+        def report(study, _trial, name=name, planned=planned):
             if on_trial is not None:
                 done = len(study.trials)
                 best = study.best_value if any(t.value is not None for t in study.trials) else 0.0

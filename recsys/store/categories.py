@@ -68,12 +68,22 @@ def resolve_category(engine: Engine, category: str) -> frozenset[str]:
     raise InvalidInput(f"no product has category {category!r}{hint}")
 
 
-def _flatten(values: Iterable[Any]) -> Iterable[Any]:
+def flatten(values: Iterable[Any]) -> Iterable[Any]:
+    """The leaves of nested lists, in order (Amazon 2014 writes categories as lists of lists)."""
     for value in values:
         if isinstance(value, list):
-            yield from _flatten(value)
+            yield from flatten(value)
         else:
             yield value
+
+
+def product_categories(main: Any, listed: Any) -> set[str]:
+    """Every category name of one product: its main category and each name in its
+    `categories` list, stripped; empty and non-text entries are left out."""
+    names = {main.strip()} if isinstance(main, str) and main.strip() else set()
+    if isinstance(listed, list):
+        names.update(v.strip() for v in flatten(listed) if isinstance(v, str) and v.strip())
+    return names
 
 
 def in_categories(row: dict[str, Any] | None, names: frozenset[str]) -> bool:
@@ -83,7 +93,7 @@ def in_categories(row: dict[str, Any] | None, names: frozenset[str]) -> bool:
     if row.get("main_category") in names:
         return True
     categories = row.get("categories")
-    return isinstance(categories, list) and any(c in names for c in _flatten(categories))
+    return isinstance(categories, list) and any(c in names for c in flatten(categories))
 
 
 def sql_condition(dialect: str) -> str:

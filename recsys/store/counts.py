@@ -62,7 +62,7 @@ def store_counts(
     cached = json.loads(get_meta(conn, META_KEY) or "{}")
     if cached.get("revisions") == revisions:
         known.revisions, known.counts = revisions, cached["counts"]
-        return known.counts, False  # type: ignore[return-value]
+        return known.counts, False
     last = known.counts or cached.get("counts")
     if not fresh and last is not None:
         _recount_in_background(engine, known, count)

@@ -43,7 +43,7 @@ def make_engine(url: str, busy_timeout_ms: int = 10000) -> Engine:
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy, not the driver, issue BEGIN (see _on_begin).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -66,7 +66,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn):
         # IMMEDIATE takes the write lock up front, so a writer waits (busy_timeout) instead of failing
         # halfway through a batch with "database is locked".
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer") else "BEGIN")
@@ -141,7 +141,7 @@ class _WriterTx:
         self.tx = self.conn.begin()
         return self.conn
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self.tx.commit()
@@ -156,8 +156,8 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
     dialect = conn.dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    else:  # the same on_conflict API under another class: one name for both dialects
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     stmt = insert(recsys_meta).values(key=key, value=value)
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
