@@ -128,6 +128,16 @@ class RecommendSettings:
 
 
 @dataclass
+class FeedbackSettings:
+    max_events: int = _s(
+        1000, "most events (or items) one POST /feedback, /items or CLI call takes"
+    )
+    default_rating: float = _s(
+        5.0, "rating stored for a feedback event without one (a purchase counts as top marks)"
+    )
+
+
+@dataclass
 class EvaluateSettings:
     models: list[str] = _s(
         ["als", "ease", "itemknn", "rp3beta", "popularity"],
@@ -173,6 +183,9 @@ class SearchSettings:
     )
     max_query_chars: int = _s(512, "longer queries are rejected")
     rrf_k: int = _s(60, "reciprocal rank fusion constant")
+    filter_pool_factor: int = _s(
+        50, "with exclude/categories/price filters, rank this many candidates per hit asked for"
+    )
     candidates: int = _s(
         50, "products each mode ranks before the popularity prior re-orders them (at least 5 x k)"
     )
@@ -234,6 +247,7 @@ class Settings:
     itemknn: ItemKNNSettings = field(default_factory=ItemKNNSettings)
     rp3beta: RP3betaSettings = field(default_factory=RP3betaSettings)
     recommend: RecommendSettings = field(default_factory=RecommendSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     tune: TuneSettings = field(default_factory=TuneSettings)
     ss: SSSettings = field(default_factory=SSSettings)
@@ -388,6 +402,17 @@ def _check_ranges(settings: Settings) -> None:
     if low > high:
         raise ConfigError(
             f"{where}: setting 'ingest.rating_min' ({low}) must be <= 'ingest.rating_max' ({high})"
+        )
+    feedback = settings.feedback
+    if feedback.max_events < 1:
+        raise ConfigError(
+            f"{settings.sources['feedback.max_events']}: setting 'feedback.max_events' must be "
+            f">= 1 (got {feedback.max_events})"
+        )
+    if not math.isfinite(feedback.default_rating):
+        raise ConfigError(
+            f"{settings.sources['feedback.default_rating']}: setting 'feedback.default_rating' "
+            f"must be finite (got {feedback.default_rating})"
         )
 
 

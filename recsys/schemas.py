@@ -171,3 +171,17 @@ class TuneReport(msgspec.Struct):
     models: list[TunedModel] = []  # best validation NDCG first
     best: str | None = None  # the model that validated best (what recommend.model = auto serves)
     seconds: float = 0.0
+
+
+class WriteError(msgspec.Struct, omit_defaults=True):
+    index: int  # 0-based position of the event or item in the call
+    code: str  # the ingest bad-line reason, e.g. missing_user_id, invalid_rating
+    message: str
+    field: str | None = None
+
+
+class WriteReport(msgspec.Struct):
+    accepted: int  # events (items) that passed the checks and were written
+    inserted: int  # new rows
+    updated: int  # rows changed (an older rating replaced); accepted - inserted - updated: no-ops
+    errors: list[WriteError] = []

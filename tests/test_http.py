@@ -384,7 +384,7 @@ def test_openapi_schema_is_complete_and_offline(client):
         ("/training/{job_id}", "get"), ("/matrix_factor/similar", "post"),
         ("/matrix_factor/user", "post"), ("/recommendations/similar", "post"),
         ("/recommendations/user", "post"), ("/search", "post"), ("/health/live", "get"),
-        ("/health/ready", "get"), ("/metrics", "get"),
+        ("/health/ready", "get"), ("/metrics", "get"), ("/feedback", "post"), ("/items", "post"),
     }  # fmt: skip
     assert {(p, m) for p, ops in paths.items() for m in ops} == expected
     for path, method in expected:

@@ -255,6 +255,13 @@ SCHEMATHESIS_TOML = """
 [[operations]]
 include-path-regex = "^/(matrix_factor|recommendations|search)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409"]
+
+# Writes: any list of objects is schema-valid (each bad event is reported in a 200), but a
+# batch of large events, valid or one too many, can pass server.max_body_bytes first (413).
+[[operations]]
+include-path-regex = "^/(feedback|items)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "413"]
+checks.negative_data_rejection.expected-statuses = ["400", "401", "413"]
 """
 
 
@@ -324,3 +331,38 @@ def test_metrics_count_every_workers_requests(home):
                 break
         assert len(pids) == 2, "every scrape reached the same worker"
         assert all(n == 40 for n in seen), seen  # whichever worker answered the scrape
+
+
+def test_feedback_reaches_the_next_answer_on_a_real_server(home):
+    """Write, then ask: the answer right after POST /feedback returns reflects the event, for a
+    user the model knows and one only the store knows; readers under way see no failure."""
+    item, user = some_item_and_user(home)
+    key = {"X-API-Key": KEY}
+    with serve(home, RECSYS_API_KEY=KEY) as server, httpx.Client(base_url=server.url) as client:
+
+        def picks(path: str, who: str) -> list[str]:
+            r = client.post(path, json={"user_id": who, "n": 5})
+            assert r.status_code == 200, r.text
+            return [line["item_id"] for line in r.json()["items"]]
+
+        bodies = [("/matrix_factor/user", {"user_id": user, "n": 10})]
+        with Hammer(server.url, bodies) as hammer:
+            deadline = time.monotonic() + 30
+            while not all(hammer.results) and time.monotonic() < deadline:
+                time.sleep(0.05)  # every reader is under way before the first write
+            for path in ("/matrix_factor/user", "/recommendations/user"):
+                top = picks(path, user)[0]
+                event = {"events": [{"user_id": user, "item_id": top}]}
+                assert client.post("/feedback", json=event).status_code == 401
+                r = client.post("/feedback", json=event, headers=key)
+                assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+                assert top not in picks(path, user)  # the very next request
+            bought = picks("/matrix_factor/user", "live-newcomer")[:2]
+            events = [{"user_id": "live-newcomer", "item_id": i} for i in bought]
+            client.post("/feedback", json={"events": events}, headers=key)
+            r = client.post("/matrix_factor/user", json={"user_id": "live-newcomer", "n": 5})
+            assert "2 stored ratings" in r.json()["message"]
+            assert not set(bought) & {line["item_id"] for line in r.json()["items"]}
+        statuses = [status for results in hammer.results for status, _ in results]
+        assert statuses and set(statuses) == {200}
+        assert item  # the fixture's store has ratings

@@ -1,15 +1,19 @@
-"""`recsys ingest`, `sample`, `status`, `config`."""
+"""`recsys ingest`, `sample`, `status`, `config`, `feedback`, `items`."""
 
 import math
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from recsys.cli.app import JsonOpt, app, command, err, out, print_json, settings
 from recsys.cli.progress import progress_bar
+
+if TYPE_CHECKING:
+    from recsys.schemas import WriteReport
 
 
 class Format(str, Enum):
@@ -268,3 +272,79 @@ def config_command(as_json: JsonOpt = False) -> None:
     for row in rows:
         table.add_row(row["key"], repr(row["value"]), row["source"])
     out.print(table)
+
+
+@command(app, "feedback")
+def feedback_command(
+    user_id: Annotated[str, typer.Argument(help="User id.")],
+    item_ids: Annotated[list[str], typer.Argument(help="Item ids the user bought or rated.")],
+    rating: Annotated[
+        float | None, typer.Option(help="Rating of every item [feedback.default_rating].")
+    ] = None,
+    timestamp: Annotated[
+        str | None, typer.Option(help="UTC seconds or ISO 8601 (default: now).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record that USER_ID rated or bought ITEM_IDS (what POST /feedback does): written like an
+    ingest (latest wins, idempotent), and the user's next recommendation reflects it."""
+    from recsys import service
+
+    stamp: int | str | None = int(timestamp) if timestamp and timestamp.isdigit() else timestamp
+    events = [
+        {k: v for k, v in (("user_id", user_id), ("item_id", item), ("rating", rating),
+                            ("timestamp", stamp)) if v is not None}
+        for item in item_ids
+    ]  # fmt: skip
+    _render_write(service.record_feedback(settings(), events), "ratings", as_json)
+
+
+@command(app, "items")
+def items_command(
+    path: Annotated[
+        Path, typer.Argument(help="JSON array or JSON lines of products; - reads stdin.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Insert or replace products {item_id, title, main_category, price, ...} (what POST /items
+    does); keyword search and recommendation lines show them at once."""
+    import msgspec
+
+    from recsys import service
+    from recsys.errors import InvalidInput
+
+    name = "stdin" if str(path) == "-" else str(path)
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{name}: {exc.strerror or exc}") from None
+    try:
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            items = msgspec.json.decode(stripped)
+        else:
+            items = [msgspec.json.decode(line) for line in text.splitlines() if line.strip()]
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"{name}: not a JSON array or JSON lines ({exc})") from None
+    _render_write(service.upsert_items(settings(), items), "products", as_json)
+
+
+def _render_write(report: "WriteReport", table: str, as_json: bool) -> None:
+    """Counts and one line per bad event; exit 1 when not one was written."""
+    if as_json:
+        print_json(report)
+    else:
+        _print_write(report, table)
+    if not report.accepted:  # nothing written: a script must notice
+        raise typer.Exit(1)
+
+
+def _print_write(report: "WriteReport", table: str) -> None:
+    out.print(
+        f"{table}: {report.inserted:,} inserted, {report.updated:,} updated "
+        f"({report.accepted:,} accepted)",
+        highlight=False,
+    )
+    for e in report.errors:
+        where = f" {e.field}" if e.field else ""
+        err.print(f"[yellow]#{e.index}{where}: {e.message}[/]", highlight=False)

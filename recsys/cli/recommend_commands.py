@@ -3,7 +3,7 @@ model table (recsys.models.kinds), its flags generated from its settings section
 
 import inspect
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from recsys.cli.groups import recommend_app, train_app
 from recsys.cli.progress import progress_bar
 from recsys.evaluate import SPLITS
 from recsys.models.kinds import ALIASES, KINDS, RECOMMENDERS, ModelKind
+
+if TYPE_CHECKING:
+    from recsys.service.filters import Filters
 
 # Flags whose name differs from their setting (kept from the single-model CLI).
 FLAG_NAMES = {("als", "random_state"): "--seed"}
@@ -29,6 +32,34 @@ CategoryOpt = Annotated[
     str | None,
     typer.Option("--category", help="Only items of this category (any of a product's, any case)."),
 ]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Item ids never to return (comma-separated, repeatable)."),
+]
+CategoriesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--categories", help="Only items of any of these categories (repeatable, any case)."
+    ),
+]
+PriceMinOpt = Annotated[
+    float | None, typer.Option("--price-min", min=0, help="Only items priced at least this.")
+]
+PriceMaxOpt = Annotated[
+    float | None, typer.Option("--price-max", min=0, help="Only items priced at most this.")
+]
+
+
+def filters_from_options(
+    exclude: list[str] | None, categories: list[str] | None, low: float | None, high: float | None
+) -> "Filters":
+    """The --exclude (comma-separated, repeatable), --categories and price flags as Filters."""
+    from recsys.service.filters import Filters
+
+    ids = [i.strip() for part in exclude or [] for i in part.split(",") if i.strip()]
+    return Filters.of(ids, categories, low, high)
+
+
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -155,6 +186,10 @@ def recommend_item_command(
     item_id: Annotated[str, typer.Argument(help="Item id (ASIN).")],
     n: NOpt = 10,
     category: CategoryOpt = None,
+    exclude: ExcludeOpt = None,
+    categories: CategoriesOpt = None,
+    price_min: PriceMinOpt = None,
+    price_max: PriceMaxOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -162,7 +197,10 @@ def recommend_item_command(
     cannot place are answered by the recommend.fallback chain (each line names its model)."""
     from recsys import service
 
-    result = service.similar_items(settings(), item_id, n, category=category, model=model)
+    result = service.similar_items(
+        settings(), item_id, n, category=category, model=model,
+        filters=filters_from_options(exclude, categories, price_min, price_max),
+    )  # fmt: skip
     _render_recommendations(result, as_json)
 
 
@@ -180,19 +218,26 @@ def recommend_user_command(
         ),
     ] = None,
     category: CategoryOpt = None,
+    exclude: ExcludeOpt = None,
+    categories: CategoriesOpt = None,
+    price_min: PriceMinOpt = None,
+    price_max: PriceMaxOpt = None,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show which of the user's items drove each pick.")
     ] = False,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Personal picks for USER_ID; an unknown user gets the popular items (or --items fold-in)."""
+    """Personal picks for USER_ID from their ratings in the store now (ratings stored since the
+    model was trained count at once); a user the model does not know is folded in from their
+    stored ratings (or --items), a user without any gets the popular items."""
     from recsys import service
 
     item_list = [i.strip() for i in items.split(",") if i.strip()] if items else None
     result = service.recommend_user(
         settings(), user_id, n, include_seen=include_seen, items=item_list, category=category,
         explain=explain, model=model,
+        filters=filters_from_options(exclude, categories, price_min, price_max),
     )  # fmt: skip
     _render_recommendations(result, as_json)
 

@@ -9,6 +9,13 @@ from rich.table import Table
 from recsys.cli.app import JsonOpt, app, command, err, out, print_json, settings
 from recsys.cli.groups import train_app
 from recsys.cli.progress import progress_bar
+from recsys.cli.recommend_commands import (
+    CategoriesOpt,
+    ExcludeOpt,
+    PriceMaxOpt,
+    PriceMinOpt,
+    filters_from_options,
+)
 
 
 class Mode(str, Enum):
@@ -31,12 +38,19 @@ def search_command(
         Mode | None, typer.Option(help="semantic | keyword | hybrid (default: search.mode).")
     ] = None,
     category: Annotated[str | None, typer.Option(help="Only this main category.")] = None,
+    exclude: ExcludeOpt = None,
+    categories: CategoriesOpt = None,
+    price_min: PriceMinOpt = None,
+    price_max: PriceMaxOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search the catalog: embeddings (semantic), full-text (keyword), or both fused (hybrid)."""
     from recsys.service.search import search
 
-    results = search(settings(), query, k=k, mode=mode and mode.value, category=category)
+    results = search(
+        settings(), query, k=k, mode=mode and mode.value, category=category,
+        filters=filters_from_options(exclude, categories, price_min, price_max),
+    )  # fmt: skip
     if as_json:
         print_json(results)
         return

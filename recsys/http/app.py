@@ -10,7 +10,7 @@ from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIType, SecurityScheme
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from recsys import __version__
@@ -27,7 +27,7 @@ from recsys.http.errors import (
     handle_store_error,
 )
 from recsys.http.routes import SECURITY_SCHEME, VERSION_HEADER, build_handlers
-from recsys.http.schemas import ID_LENGTH
+from recsys.http.schemas import CATEGORY_LENGTH, ID_LENGTH
 from recsys.server.settings_io import settings_from_env
 from recsys.server.state import ServerState
 
@@ -108,20 +108,34 @@ def _declare_closed_bodies(app: Litestar) -> None:
     schema does not say so, so say it here, before the schema is first served."""
     schemas = app.openapi_schema.components.schemas or {}
     bodies = ("SimilarRequest", "UserRequest", "SearchRequest", "TrainRequest",
-              "ModelSimilarRequest", "ModelUserRequest")  # fmt: skip
+              "ModelSimilarRequest", "ModelUserRequest", "FeedbackRequest", "ItemsRequest")  # fmt: skip
     for name in bodies:
         schemas[name].additional_properties = False
     for name in ("UserRequest", "ModelUserRequest"):
-        _declare_item_id_bounds(schemas[name])
+        _declare_item_id_bounds(schemas[name], "item_ids", ID_LENGTH)
+    filtered = ("SimilarRequest", "UserRequest", "ModelSimilarRequest", "ModelUserRequest",
+                "SearchRequest")  # fmt: skip
+    for name in filtered:
+        _declare_item_id_bounds(schemas[name], "exclude", ID_LENGTH)
+        _declare_item_id_bounds(schemas[name], "categories", CATEGORY_LENGTH)
+        for price in ("price_min", "price_max"):
+            _declare_minimum(schemas[name], price, 0)
 
 
-def _declare_item_id_bounds(user_request: Any) -> None:
+def _declare_item_id_bounds(request: Any, field: str, bounds: tuple[int, int]) -> None:
     """Litestar drops the bounds of list members (`item_ids: list[Id]`) from the schema, so
-    clients saw `[""]` as valid and got a 400: put Id's bounds back on the array's items."""
-    item_ids = user_request.properties["item_ids"]
-    for variant in item_ids.one_of or [item_ids]:
+    clients saw `[""]` as valid and got a 400: put the members' bounds back on the array's items."""
+    members = request.properties[field]
+    for variant in members.one_of or [members]:
         if getattr(variant, "items", None) is not None:
-            variant.items.min_length, variant.items.max_length = ID_LENGTH
+            variant.items.min_length, variant.items.max_length = bounds
+
+
+def _declare_minimum(request: Any, field: str, minimum: float) -> None:
+    """Litestar drops `ge` of an optional number (`price_min: Price | None`): put it back."""
+    for variant in request.properties[field].one_of or []:
+        if variant.type == OpenAPIType.NUMBER:
+            variant.minimum = minimum
 
 
 def app_from_env() -> Litestar:

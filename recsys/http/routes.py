@@ -28,8 +28,9 @@ from litestar.params import Body, Parameter, RawBody
 from recsys import service
 from recsys.config import Settings
 from recsys.http.schemas import ErrorBody, Health, Job, JobList, TrainRequest, request_types
-from recsys.schemas import Recommendations, SearchResults, Status
+from recsys.schemas import Recommendations, SearchResults, Status, WriteReport
 from recsys.server.state import ServerState
+from recsys.service.filters import Filters
 
 VERSION_HEADER = "X-Model-Version"
 SECURITY_SCHEME = "ApiKey"
@@ -133,6 +134,11 @@ def _with_version(content: Any, version: str | None) -> Response[Any]:
     return Response(content, headers={VERSION_HEADER: version} if version else None)
 
 
+def _filters(data: Any) -> Filters:
+    """The filter fields of a similar or user request (InvalidInput (400) for a bad range)."""
+    return Filters.of(data.exclude, data.categories, data.price_min, data.price_max)
+
+
 def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHandler]:
     # Requests never re-check the registry themselves: with an infinite check interval the model
     # cache hands them the loaded version at once, and the refresher thread (state.py) alone
@@ -142,6 +148,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     types = request_types(settings)
     SimilarRequest, UserRequest, SearchRequest = types.similar, types.user, types.search
     ModelSimilarRequest, ModelUserRequest = types.model_similar, types.model_user
+    FeedbackRequest, ItemsRequest = types.feedback, types.items
     # OpenAPI security declarations mirror the guard in auth.py.
     keyed: list[dict[str, list[str]]] | None = (
         [{SECURITY_SCHEME: []}] if settings.server.api_key else None
@@ -173,8 +180,9 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     ) -> Response[Recommendations]:
         data = strict(body, SimilarRequest)
         recs = service.similar_items(
-            served, data.item_id, n=data.n, category=data.category, model="als"
-        )
+            served, data.item_id, n=data.n, category=data.category, model="als",
+            filters=_filters(data),
+        )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
     @post(
@@ -204,6 +212,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         recs = service.recommend_user(
             served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
             items=data.item_ids, category=data.category, explain=data.explain, model="als",
+            filters=_filters(data),
         )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
@@ -226,8 +235,9 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     ) -> Response[Recommendations]:  # fmt: skip
         data = strict(body, ModelSimilarRequest)
         recs = service.similar_items(
-            served, data.item_id, n=data.n, category=data.category, model=data.model
-        )
+            served, data.item_id, n=data.n, category=data.category, model=data.model,
+            filters=_filters(data),
+        )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
     @post(
@@ -253,6 +263,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         recs = service.recommend_user(
             served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
             items=data.item_ids, category=data.category, explain=data.explain, model=data.model,
+            filters=_filters(data),
         )  # fmt: skip
         return _with_version(recs, recs.model_version)
 
@@ -279,9 +290,55 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     ) -> Response[SearchResults]:  # fmt: skip
         data = strict(body, SearchRequest)
         results = service.search(
-            served, data.query, k=data.top_k, mode=data.mode, category=data.category
-        )
+            served, data.query, k=data.top_k, mode=data.mode, category=data.category,
+            filters=_filters(data),
+        )  # fmt: skip
         return _with_version(results, results.model_version)
+
+    @post(
+        "/feedback", status_code=200, sync_to_thread=True, tags=["writes"], opt={"auth": "always"}, security=keyed,
+        summary="Record feedback events; the next recommendation for the user reflects them",
+        responses={
+            **_ok(WriteReport, "events written; errors lists each bad event with its index",
+                  {"accepted": 1, "inserted": 1, "updated": 0, "errors": [
+                      {"index": 1, "code": "missing_item_id", "message": "missing item id",
+                       "field": "item_id"}]}),
+            **_errors(400, 401, 413, 503),
+        },
+    )  # fmt: skip
+    def feedback(
+        data: Annotated[
+            FeedbackRequest,  # type: ignore[valid-type]
+            Body(examples=[Example(id="purchase", summary="a purchase and a rating",
+                                   value={"events": [{"user_id": "u1", "item_id": "B0000XYZ"},
+                                                     {"user_id": "u1", "item_id": "B07XJ8C8F5",
+                                                      "rating": 4, "timestamp": 1764400000}]})]),
+        ],
+        body: RawBody,
+    ) -> WriteReport:  # fmt: skip
+        data = strict(body, FeedbackRequest)
+        return service.record_feedback(settings, data.events)
+
+    @post(
+        "/items", status_code=200, sync_to_thread=True, tags=["writes"], opt={"auth": "always"}, security=keyed,
+        summary="Insert or replace products; keyword search and result lines show them at once",
+        responses={
+            **_ok(WriteReport, "items written; errors lists each bad item with its index",
+                  {"accepted": 1, "inserted": 1, "updated": 0, "errors": []}),
+            **_errors(400, 401, 413, 503),
+        },
+    )  # fmt: skip
+    def items(
+        data: Annotated[
+            ItemsRequest,  # type: ignore[valid-type]
+            Body(examples=[Example(id="new_product", summary="a new product",
+                                   value={"items": [{"item_id": "B0NEW00001", "title": "Trail running shoes",
+                                                     "main_category": "Sports & Outdoors", "price": 89.0}]})]),
+        ],
+        body: RawBody,
+    ) -> WriteReport:  # fmt: skip
+        data = strict(body, ItemsRequest)
+        return service.upsert_items(settings, data.items)
 
     @get(
         "/status", sync_to_thread=True, tags=["operations"], security=default,
@@ -365,5 +422,5 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
             models=state.live_versions(), jobs=state.jobs.state_counts(), ready=state.ready
         )
 
-    return [similar, user, model_similar, model_user, search, status, training_options, start_training, list_training, get_training, live,
+    return [similar, user, model_similar, model_user, search, feedback, items, status, training_options, start_training, list_training, get_training, live,
             ready, metrics]  # fmt: skip

@@ -34,7 +34,14 @@ ID_LENGTH = (1, 256)
 Id = Annotated[
     str, Meta(min_length=ID_LENGTH[0], max_length=ID_LENGTH[1], description="an item or user id")
 ]
-Category = Annotated[str, Meta(min_length=1, max_length=256, description="only this main_category")]
+CATEGORY_LENGTH = (1, 256)
+Category = Annotated[
+    str,
+    Meta(
+        min_length=CATEGORY_LENGTH[0], max_length=CATEGORY_LENGTH[1],
+        description="only this main_category",
+    ),
+]  # fmt: skip
 
 
 class ErrorDetail(Struct, omit_defaults=True):
@@ -96,6 +103,8 @@ class RequestTypes:
     search: type[Any]
     model_similar: type[Any]  # /recommendations/similar: the similar request + `model`
     model_user: type[Any]  # /recommendations/user: the user request + `model`
+    feedback: type[Any]  # POST /feedback
+    items: type[Any]  # POST /items
 
 
 def request_types(settings: Settings) -> RequestTypes:
@@ -116,10 +125,21 @@ def request_types(settings: Settings) -> RequestTypes:
         ),
     ]
 
+    ExcludeIds = Annotated[list[Id], Meta(max_length=1000, description="item ids never to return")]
+    Categories = Annotated[
+        list[Category],
+        Meta(max_length=50, description="only items of any of these categories (any case)"),
+    ]
+    Price = Annotated[float, Meta(ge=0, description="catalog price bound (inclusive)")]
+
     class SimilarRequest(Struct, forbid_unknown_fields=True):
         item_id: Id
         n: N = 10
         category: Category | None = None
+        exclude: ExcludeIds | None = None
+        categories: Categories | None = None
+        price_min: Price | None = None
+        price_max: Price | None = None
 
     class UserRequest(Struct, forbid_unknown_fields=True):
         user_id: Id
@@ -128,12 +148,20 @@ def request_types(settings: Settings) -> RequestTypes:
         item_ids: ItemIds | None = None
         category: Category | None = None
         explain: bool = False
+        exclude: ExcludeIds | None = None
+        categories: Categories | None = None
+        price_min: Price | None = None
+        price_max: Price | None = None
 
     class SearchRequest(Struct, forbid_unknown_fields=True):
         query: Query
         top_k: N = 10
         mode: SearchMode | None = None
         category: Category | None = None
+        exclude: ExcludeIds | None = None
+        categories: Categories | None = None
+        price_min: Price | None = None
+        price_max: Price | None = None
 
     class ModelSimilarRequest(SimilarRequest, forbid_unknown_fields=True):
         model: RecommenderModel | None = None
@@ -141,10 +169,38 @@ def request_types(settings: Settings) -> RequestTypes:
     class ModelUserRequest(UserRequest, forbid_unknown_fields=True):
         model: RecommenderModel | None = None
 
-    classes = (SimilarRequest, UserRequest, SearchRequest, ModelSimilarRequest, ModelUserRequest)
+    most = settings.feedback.max_events
+
+    class FeedbackRequest(Struct, forbid_unknown_fields=True):
+        # Each event is checked by the service, one error per bad event with its index (the good
+        # ones are kept), so the schema describes them without rejecting the whole call.
+        events: Annotated[
+            list[dict[str, Any]],
+            Meta(
+                min_length=1, max_length=most,
+                description=f"1..{most} events {{user_id, item_id, rating?, timestamp?}}: rating "
+                "a finite number (default feedback.default_rating), timestamp UTC seconds or "
+                "ISO 8601 (default now)",
+            ),
+        ]  # fmt: skip
+
+    class ItemsRequest(Struct, forbid_unknown_fields=True):
+        items: Annotated[
+            list[dict[str, Any]],
+            Meta(
+                min_length=1, max_length=most,
+                description=f"1..{most} products {{item_id, title?, main_category?, store?, "
+                "price?, average_rating?, rating_count?, image_url?, features?, description?, "
+                "categories?, details?, images?}}, each replacing the item's catalog fields",
+            ),
+        ]  # fmt: skip
+
+    classes = (SimilarRequest, UserRequest, SearchRequest, ModelSimilarRequest, ModelUserRequest,
+               FeedbackRequest, ItemsRequest)  # fmt: skip
     for cls in classes:
         cls.__qualname__ = cls.__name__  # the OpenAPI component name, without "request_types."
     return RequestTypes(
         similar=SimilarRequest, user=UserRequest, search=SearchRequest,
         model_similar=ModelSimilarRequest, model_user=ModelUserRequest,
+        feedback=FeedbackRequest, items=ItemsRequest,
     )  # fmt: skip

@@ -6,6 +6,7 @@ importing this package stays cheap.
 
 from recsys.service.data import engine_for, ingest, status
 from recsys.service.evaluation import evaluate_models
+from recsys.service.feedback import record_feedback, upsert_items
 from recsys.service.models import list_models, model_info, prune_models, rollback_model
 from recsys.service.recommend import recommend_user, similar_items
 from recsys.service.search import search, train_ss
@@ -20,6 +21,7 @@ __all__ = [
     "model_info",
     "prune_models",
     "recommend_user",
+    "record_feedback",
     "rollback_model",
     "search",
     "similar_items",
@@ -27,4 +29,5 @@ __all__ = [
     "train",
     "train_ss",
     "tune",
+    "upsert_items",
 ]

@@ -16,15 +16,17 @@ from sqlalchemy import select
 from recsys.config import Settings
 from recsys.models.interactions import lookup_many
 from recsys.service.data import engine_for
+from recsys.store import catalog_cache
 from recsys.store.categories import product_categories
 from recsys.store.tables import product_catalog
 
 
 def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], dict[str, Any]]:
     """(lower name -> display name, lower name -> model item indexes), read from the catalog
-    once per loaded model and cached on it."""
+    once per loaded model and catalog revision of the server's snapshot, cached on the model."""
+    revision = catalog_cache.revision(engine_for(settings))
     cached = model.extras.get("categories")
-    if cached is not None:
+    if cached is not None and model.extras.get("categories_revision") == revision:
         return cached
     p = product_catalog.c
     with engine_for(settings).connect() as conn:
@@ -41,6 +43,7 @@ def _model_categories(settings: Settings, model: Any) -> tuple[dict[str, str], d
             members.setdefault(low, []).append(idx)
     arrays = {low: np.array(sorted(set(m)), dtype=np.int64) for low, m in members.items()}
     model.extras["categories"] = (display, arrays)  # one reference assignment: thread-safe
+    model.extras["categories_revision"] = revision
     return display, arrays
 
 

@@ -15,14 +15,16 @@ from sqlalchemy import func, select
 from recsys.config import Settings
 from recsys.errors import InvalidInput, NotFound, NotTrained
 from recsys.models.base import EMPTY_F, EMPTY_I, Recommender
+from recsys.models.interactions import lookup_array
 from recsys.models.kinds import KINDS, ModelKind, resolve
 from recsys.models.registry import Registry
 from recsys.models.tuning import best_tuned
 from recsys.schemas import Recommendations, ScoredItem
-from recsys.service.categories import category_mask, main_category_mask
+from recsys.service.categories import main_category_mask
 from recsys.service.data import engine_for
+from recsys.service.filters import NONE as NO_FILTERS
+from recsys.service.filters import Filters, filter_mask, passing_ids
 from recsys.service.models import loaded
-from recsys.store.categories import in_categories, resolve_category
 from recsys.store.queries import products_by_id, result_line
 from recsys.store.tables import product_catalog, user_item_rating
 
@@ -70,21 +72,22 @@ def similar_items(
     n: int = 10,
     category: str | None = None,
     model: str | None = None,
+    filters: Filters = NO_FILTERS,
 ) -> Recommendations:
-    """The n items most like `item_id` by the chosen model. When the model has fewer than n
+    """The n items most like `item_id` by the chosen model, restricted by `category` and
+    `filters` (every line, fallback lines included). When the model has fewer than n
     (an item it never saw, or one without co-occurrences), the `recommend.fallback` chain fills
     the list: semantic neighbours of the product text (ss), then bestsellers of the item's
     category (popularity); every line names the model that produced it.
 
     Raises NotFound (404) for an id neither in the catalog nor rated, InvalidInput (400) for a
-    bad n, model or category, NotTrained (409) when the model was never trained."""
+    bad n, model or a negative price, NotTrained (409) when the model was never trained."""
     check_n(n)
     kind = choose_model(settings, model)
     rec = current_model(settings, kind)
-    allowed, unknown_category = category_mask(settings, rec, category)
+    allowed, unknown_category, notes = filter_mask(settings, rec, category, filters)
     item = rec.item_index(item_id)
     lines: list[tuple[str, float, str]] = []  # (item id, score, model)
-    notes: list[str] = []
     if unknown_category:
         _why_unknown(settings, rec, kind, item_id, item)  # an unknown item is still a 404
         return Recommendations(
@@ -98,9 +101,11 @@ def similar_items(
     else:
         notes.append(_why_unknown(settings, rec, kind, item_id, item))
     if len(lines) < n:
-        lines += _fallback_similar(settings, rec, item_id, n - len(lines), category, allowed, lines)
-    if len(lines) < n and category:
-        notes.append(f"only {len(lines)} items in category {category!r} qualify")
+        lines += _fallback_similar(
+            settings, rec, item_id, n - len(lines), category, allowed, lines, filters
+        )
+    if len(lines) < n and (category or filters):
+        notes.append(_short_reason(len(lines), n, category, filters))
     strategy = lines[0][2] if lines else "none"
     return Recommendations(
         kind="similar",
@@ -151,6 +156,7 @@ def _fallback_similar(
     category: str | None,
     allowed: np.ndarray | None,
     have: list[tuple[str, float, str]],
+    filters: Filters = NO_FILTERS,
 ) -> list[tuple[str, float, str]]:
     taken = {item_id, *(i for i, _, _ in have)}
     found: list[tuple[str, float, str]] = []
@@ -159,14 +165,18 @@ def _fallback_similar(
             break
         kind = resolve(name)
         if kind.role == "search":
-            candidates = _semantic_neighbours(settings, item_id, n + len(taken), category)
+            candidates = _semantic_neighbours(settings, item_id, n + len(taken), category, filters)
         elif kind.name == "popularity":
-            same = main_category_mask(settings, rec, item_id)
+            # the item's own category, unless the client chose categories (theirs win)
+            chosen = category or filters.categories
+            same = None if chosen else main_category_mask(settings, rec, item_id)
             mask = same if allowed is None else (allowed if same is None else same & allowed)
             picks, scores = rec.top_popular(n + len(taken), allowed=mask)
             candidates = list(zip(rec.item_id_list(picks), scores.tolist(), strict=True))
         else:
-            candidates = _other_model_similar(settings, kind, item_id, n + len(taken), category)
+            candidates = _other_model_similar(
+                settings, kind, item_id, n + len(taken), category, filters
+            )
         for cand, score in candidates:
             if cand not in taken and len(found) < n:
                 taken.add(cand)
@@ -175,7 +185,7 @@ def _fallback_similar(
 
 
 def _semantic_neighbours(
-    settings: Settings, item_id: str, k: int, category: str | None
+    settings: Settings, item_id: str, k: int, category: str | None, filters: Filters
 ) -> list[tuple[str, float]]:
     from recsys.models.ss import SemanticIndex
 
@@ -183,16 +193,21 @@ def _semantic_neighbours(
         index = loaded(settings, "ss", SemanticIndex).model
     except NotTrained:
         return []
-    hits = index.neighbours(item_id, k if not category else k * 10)
-    if category:  # known to exist: category_mask answered unknown names before the chain
-        names = resolve_category(engine_for(settings), category)
-        rows = products_by_id(engine_for(settings), [i for i, _ in hits])
-        hits = [(i, s) for i, s in hits if in_categories(rows.get(i), names)]
+    filtered = bool(category or filters)
+    hits = index.neighbours(item_id, k * 10 if filtered else k)
+    if filtered:
+        keep = passing_ids(settings, [i for i, _ in hits], category, filters)
+        hits = [(i, s) for i, s in hits if i in keep]
     return hits[:k]
 
 
 def _other_model_similar(
-    settings: Settings, kind: ModelKind, item_id: str, k: int, category: str | None
+    settings: Settings,
+    kind: ModelKind,
+    item_id: str,
+    k: int,
+    category: str | None,
+    filters: Filters,
 ) -> list[tuple[str, float]]:
     try:
         other = current_model(settings, kind)
@@ -201,7 +216,10 @@ def _other_model_similar(
     item = other.item_index(item_id)
     if item is None or not other.known[item]:
         return []
-    picks, scores = other.similar(item, k, category_mask(settings, other, category)[0])
+    mask, empty, _ = filter_mask(settings, other, category, filters)
+    if empty:
+        return []
+    picks, scores = other.similar(item, k, mask)
     return list(zip(other.item_id_list(picks), scores.tolist(), strict=True))
 
 
@@ -216,35 +234,34 @@ def recommend_user(
     category: str | None = None,
     explain: bool = False,
     model: str | None = None,
+    filters: Filters = NO_FILTERS,
 ) -> Recommendations:
-    """Personal picks for a user from their rated items (strategy: the model kind), or for a
-    user the model does not know, picks folded in from `items` ("fold_in") or the bestsellers
-    ("popular"). Only picks the model scores positively count as personal; when fewer than n
-    qualify, bestsellers fill the list (lines named "popularity") and the message says so.
+    """Personal picks for a user from their history as it is in the store now (one indexed
+    query): the training snapshot plus every rating stored since, and `items` folded in. Items
+    the model does not know are skipped and named in the message; items the user rated are never
+    picks unless `include_seen`. Strategy: the model kind for a user the model knows, "fold_in"
+    for a user it does not (history from the store or `items`), "popular" when nothing in the
+    history carries information. Only picks the model scores positively count as personal; when
+    fewer than n qualify, bestsellers fill the list (lines named "popularity") and the message
+    says why. `category` and `filters` restrict every line, bestsellers included.
 
-    Raises InvalidInput (400) for a bad n, model or category, NotFound (404) when none of
-    `items` is known, NotTrained (409) when the model was never trained."""
+    Raises InvalidInput (400) for a bad n or model, NotFound (404) when
+    none of `items` is known, NotTrained (409) when the model was never trained."""
     check_n(n)
     kind = choose_model(settings, model)
     rec = current_model(settings, kind)
-    allowed, unknown_category = category_mask(settings, rec, category)
-    if unknown_category:
+    allowed, empty, notes = filter_mask(settings, rec, category, filters)
+    if empty:
         return Recommendations(
             kind="user", query=user_id, strategy="none", model_version=rec.version, items=[],
-            message=unknown_category, model=kind.name,
+            message=empty, model=kind.name,
         )  # fmt: skip
     user = rec.user_index(user_id)
-    notes: list[str] = []
-    seen_items, seen_ratings = rec.seen(user) if user is not None else (EMPTY_I, EMPTY_F)
     extra = _fold_in_items(rec, items or [], notes)
-    if len(extra):
-        extra = extra[~np.isin(extra, seen_items)]
-        seen_items = np.concatenate([seen_items, extra])
-        seen_ratings = np.concatenate(
-            [seen_ratings, np.full(len(extra), rec.typical_rating, dtype=np.float32)]
-        )
-    exclude = None if include_seen else seen_items
-    if not len(seen_items):  # unknown user, nothing to fold in
+    history, ratings, newer = _live_history(settings, rec, kind, user_id, user, extra, notes)
+    exclude = None if include_seen else history
+    folded = user is None or bool(items)
+    if not len(history):  # nothing the model knows about this user
         picks, scores = rec.top_popular(n, allowed=allowed)
         notes.insert(
             0, f"user {user_id!r} is not in model {kind.name} {rec.version}: most popular items"
@@ -257,18 +274,36 @@ def recommend_user(
             kind="user", query=user_id, strategy="popular", model_version=rec.version,
             items=_lines(settings, lines), message="; ".join(notes) or None, model=kind.name,
         )  # fmt: skip
+    if user is None and not items:
+        notes.insert(
+            0,
+            f"user {user_id!r} is not in model {kind.name} {rec.version}: picks folded in from "
+            f"their {len(history)} stored ratings",
+        )
+    elif newer:
+        notes.append(
+            f"user {user_id!r} has {newer} rating{'s' if newer > 1 else ''} newer than model "
+            f"{kind.name} {rec.version}, folded in at request time"
+        )
 
-    picks, scores = rec.recommend(seen_items, seen_ratings, n, exclude, allowed)
+    picks, scores = rec.recommend(history, ratings, n, exclude, allowed)
     personal = scores > 0  # a zero or negative score says nothing about this user
     picks, scores = picks[personal], scores[personal]
-    because = rec.explain(seen_items, seen_ratings, picks) if explain else None
+    because = rec.explain(history, ratings, picks) if explain else None
     lines = [
         (i, s, kind.name) for i, s in zip(rec.item_id_list(picks), scores.tolist(), strict=True)
     ]
     if len(lines) < n:
         taken = picks if exclude is None else np.concatenate([exclude, picks])
         fill, fill_scores = rec.top_popular(n - len(lines), exclude=taken, allowed=allowed)
-        if len(fill):
+        if len(fill) and not len(lines):
+            notes.insert(
+                0,
+                f"model {kind.name} {rec.version} scores no item positively for user "
+                f"{user_id!r} (nothing it learned covers their items, e.g. items bought only "
+                "by one-time buyers): most popular items",
+            )
+        elif len(fill):
             notes.append(
                 f"{len(lines)} of {n} picks from {kind.name} (it scores no other item "
                 f"positively for this user); {len(fill)} bestsellers fill the list"
@@ -280,11 +315,11 @@ def recommend_user(
         if because is not None:
             because = because + [EMPTY_I for _ in fill]
     if len(lines) < n:
-        notes.append(_short_reason(len(lines), n, category))
+        notes.append(_short_reason(len(lines), n, category, filters))
     return Recommendations(
         kind="user",
         query=user_id,
-        strategy=("fold_in" if items else kind.name) if len(picks) else "popular",
+        strategy=("fold_in" if folded else kind.name) if len(picks) else "popular",
         model_version=rec.version,
         items=_lines(settings, lines, rec, because),
         message="; ".join(notes) or None,
@@ -292,7 +327,55 @@ def recommend_user(
     )
 
 
-def _short_reason(found: int, n: int, category: str | None) -> str:
+MAX_NAMED = 5  # unknown items named in a message; the rest are counted
+
+
+def _live_history(
+    settings: Settings,
+    rec: Recommender,
+    kind: ModelKind,
+    user_id: str,
+    user: int | None,
+    extra: np.ndarray,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(model item indexes, raw ratings, how many of them were rated since training) of the
+    user's history: `extra` (fold-in items, at the typical rating), the training snapshot, and
+    the ratings in the store now, the store winning for an item in several (latest rating).
+    Stored items the model does not know are skipped and named in `notes`."""
+    r = user_item_rating.c
+    with engine_for(settings).connect() as conn:  # the primary key (user_id, item_id) serves it
+        rows = conn.execute(select(r.item_id, r.rating).where(r.user_id == user_id)).all()
+    trained_items, trained_ratings = rec.seen(user) if user is not None else (EMPTY_I, EMPTY_F)
+    stored = lookup_array(rec.item_ids, [row[0] for row in rows])
+    unknown = [row[0] for row, idx in zip(rows, stored.tolist(), strict=True) if idx < 0]
+    if unknown:
+        named = ", ".join(unknown[:MAX_NAMED]) + (
+            f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
+        )
+        notes.append(
+            f"skipped {len(unknown)} of the user's rated items unknown to model {kind.name} "
+            f"{rec.version} (rated since training; run `recsys train {kind.name}`): {named}"
+        )
+    known = stored >= 0
+    stored_items = stored[known].astype(np.int32)
+    stored_ratings = np.array([row[1] for row in rows], dtype=np.float32)[known]
+    newer = int((~np.isin(stored_items, trained_items)).sum())
+    items = np.concatenate([extra.astype(np.int32), trained_items, stored_items])
+    ratings = np.concatenate([
+        np.full(len(extra), rec.typical_rating, dtype=np.float32), trained_ratings, stored_ratings
+    ])  # fmt: skip
+    if not len(items):
+        return EMPTY_I, EMPTY_F, 0
+    # keep the last occurrence of every item: the store over the snapshot over the fold-in list
+    _, first_from_end = np.unique(items[::-1], return_index=True)
+    last = np.sort(len(items) - 1 - first_from_end)
+    return items[last], ratings[last], newer
+
+
+def _short_reason(found: int, n: int, category: str | None, filters: Filters = NO_FILTERS) -> str:
+    if filters:
+        return f"only {found} items pass the filters"
     if category:
         return f"only {found} items in category {category!r} qualify"
     return f"only {found} items qualify (the user has rated the rest of the catalog)"

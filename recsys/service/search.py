@@ -15,6 +15,8 @@ from recsys.models.registry import Registry
 from recsys.schemas import SearchResults, TrainResult
 from recsys.service import ranking
 from recsys.service.data import engine_for
+from recsys.service.filters import NONE as NO_FILTERS
+from recsys.service.filters import Filters, passing_ids
 from recsys.store.categories import in_categories, resolve_category
 from recsys.store.engine import get_meta
 from recsys.store.fulltext import keyword_search
@@ -207,6 +209,7 @@ def search(
     k: int = 10,
     mode: str | None = None,
     category: str | None = None,
+    filters: Filters = NO_FILTERS,
 ) -> SearchResults:
     """The k best products for `query`, best first.
 
@@ -215,8 +218,11 @@ def search(
     pools after each was re-ordered). `category` keeps products whose main
     category or any of whose `categories` equals it, ignoring case; a category no product has
     is an empty answer whose message suggests close names (200, as on every route: the name is
-    schema-valid). Raises InvalidInput (400) for an empty/too long query or a bad k or mode;
-    NotTrained (409) for semantic/hybrid before `train ss`."""
+    schema-valid). `filters` (exclude, categories: any of, price range) drop products from a
+    pool oversampled to max(pool, search.filter_pool_factor * k): fewer than k hits then means
+    fewer than k of those candidates pass, and the message says so. Raises InvalidInput (400)
+    for an empty/too long query or a bad k or mode; NotTrained (409) for semantic/hybrid before
+    `train ss`."""
     mode = mode or settings.search.mode
     query = _check_query(settings, query, k, mode)
     engine = engine_for(settings)
@@ -228,6 +234,8 @@ def search(
             return SearchResults(query=query, mode=mode, model_version=None, hits=[],
                                  message=str(unknown))  # fmt: skip
     pool = max(settings.search.candidates, 5 * k)
+    if filters:  # the filters drop candidates after relevance ranking: rank more of them
+        pool = max(pool, settings.search.filter_pool_factor * k)
     if mode == "keyword":
         lists, version = [keyword_search(engine, query, pool, names)], None
     else:
@@ -242,10 +250,15 @@ def search(
         semantic = _nearest(settings, index.model, pending.result()[0], pool, names)
         lists = [semantic] if keyword is None else [semantic, keyword]
         version = index.version
+    if filters:
+        keep = passing_ids(settings, list({i: None for r in lists for i, _ in r}), None, filters)
+        lists = [[(i, score) for i, score in r if i in keep] for r in lists]
     catalog = products_by_id(engine, list({item: None for r in lists for item, _ in r}))
     ranked = _with_prior(settings, engine, mode, lists, catalog)[:k]
     hits = [result_line(item, score, catalog.get(item)) for item, score in ranked]
     message = f"no product in category {category!r} matches" if category and not hits else None
+    if filters and len(hits) < k:
+        message = f"only {len(hits)} of the best {pool} matches pass the filters"
     return SearchResults(query=query, mode=mode, model_version=version, hits=hits, message=message)
 
 

@@ -41,18 +41,22 @@ class CatalogSnapshot:
         # ids without a catalog row at this revision; replaced (not cleared) by each reload, so
         # a lookup that raced a reload only ever adds to the discarded set
         self.missing: set[str] = set()
+        # held by a reload and by `upsert`: a reload that read the table before a write committed
+        # must not swap its older rows in over the write's upsert (lookups never take it)
+        self.swapping = threading.Lock()
 
     def refresh(self) -> bool:
         """Reload when the catalog changed since the last load; True when it did."""
-        with self.engine.connect() as conn:
-            revision = get_meta(conn, "products_revision") or "0"
-            if revision == self.revision:
-                return False
-            p = product_catalog.c
-            rows = conn.execute(select(*(p[f] for f in FIELDS))).all()
-        self.rows = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows}  # one swap
-        self.missing = set()
-        self.revision = revision
+        with self.swapping:
+            with self.engine.connect() as conn:
+                revision = get_meta(conn, "products_revision") or "0"
+                if revision == self.revision:
+                    return False
+                p = product_catalog.c
+                rows = conn.execute(select(*(p[f] for f in FIELDS))).all()
+            self.rows = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows}  # one swap
+            self.missing = set()
+            self.revision = revision
         return True
 
 
@@ -94,3 +98,27 @@ def remember_missing(missing: set[str] | None, item_ids: list[str]) -> None:
 def clear() -> None:
     with _lock:
         _snapshots.clear()
+
+
+def revision(engine: Engine) -> str | None:
+    """The catalog revision the snapshot of `engine` holds (None without a snapshot): caches
+    derived from the catalog (categories, prices per model) are rebuilt when it moves."""
+    snapshot = _snapshots.get(engine) if _snapshots else None
+    return None if snapshot is None else snapshot.revision
+
+
+def upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Put freshly written products into the snapshot of `engine` at once (POST /items), so the
+    next result line shows them before the refresher's next reload. One dict swap: readers see
+    the old or the new rows, never a mix within one lookup of an item."""
+    snapshot = _snapshots.get(engine) if _snapshots else None
+    if snapshot is None:
+        return
+    with snapshot.swapping:  # after a reload in progress (it may have read the table before us)
+        if snapshot.revision is None:
+            return  # not loaded: lookups go to SQL, and the first load reads our rows
+        fresh = dict(snapshot.rows)
+        fresh.update((row["item_id"], {f: row.get(f) for f in FIELDS}) for row in rows)
+        snapshot.rows = fresh
+        # no longer absent: a lookup must find them (the set is replaced, never shrunk in place)
+        snapshot.missing = snapshot.missing - {row["item_id"] for row in rows}
