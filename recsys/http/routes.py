@@ -155,6 +155,22 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
     )
     default = keyed if settings.server.protect_all else None
 
+    # The seed's /matrix_factor/* (ALS) and /recommendations/* (any model) share their bodies.
+    def similar_by(data: Any, model: str | None) -> Response[Recommendations]:
+        recs = service.similar_items(
+            served, data.item_id, n=data.n, category=data.category, model=model,
+            filters=_filters(data),
+        )  # fmt: skip
+        return _with_version(recs, recs.model_version)
+
+    def user_by(data: Any, model: str | None) -> Response[Recommendations]:
+        recs = service.recommend_user(
+            served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
+            items=data.item_ids, category=data.category, explain=data.explain, model=model,
+            filters=_filters(data),
+        )  # fmt: skip
+        return _with_version(recs, recs.model_version)
+
     @post(
         "/matrix_factor/similar", status_code=200, sync_to_thread=False, tags=["recommendations"], security=default,
         summary="Items similar to an item (ALS item factors)",
@@ -178,12 +194,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         ],
         body: RawBody,
     ) -> Response[Recommendations]:
-        data = strict(body, SimilarRequest)
-        recs = service.similar_items(
-            served, data.item_id, n=data.n, category=data.category, model="als",
-            filters=_filters(data),
-        )  # fmt: skip
-        return _with_version(recs, recs.model_version)
+        return similar_by(strict(body, SimilarRequest), "als")
 
     @post(
         "/matrix_factor/user", status_code=200, sync_to_thread=False, tags=["recommendations"], security=default,
@@ -208,13 +219,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         ],
         body: RawBody,
     ) -> Response[Recommendations]:  # fmt: skip
-        data = strict(body, UserRequest)
-        recs = service.recommend_user(
-            served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
-            items=data.item_ids, category=data.category, explain=data.explain, model="als",
-            filters=_filters(data),
-        )  # fmt: skip
-        return _with_version(recs, recs.model_version)
+        return user_by(strict(body, UserRequest), "als")
 
     @post(
         "/recommendations/similar", status_code=200, sync_to_thread=False, tags=["recommendations"], security=default,
@@ -234,11 +239,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         body: RawBody,
     ) -> Response[Recommendations]:  # fmt: skip
         data = strict(body, ModelSimilarRequest)
-        recs = service.similar_items(
-            served, data.item_id, n=data.n, category=data.category, model=data.model,
-            filters=_filters(data),
-        )  # fmt: skip
-        return _with_version(recs, recs.model_version)
+        return similar_by(data, data.model)
 
     @post(
         "/recommendations/user", status_code=200, sync_to_thread=False, tags=["recommendations"], security=default,
@@ -260,12 +261,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
         body: RawBody,
     ) -> Response[Recommendations]:  # fmt: skip
         data = strict(body, ModelUserRequest)
-        recs = service.recommend_user(
-            served, data.user_id, n=data.n, include_seen=not data.filter_already_liked,
-            items=data.item_ids, category=data.category, explain=data.explain, model=data.model,
-            filters=_filters(data),
-        )  # fmt: skip
-        return _with_version(recs, recs.model_version)
+        return user_by(data, data.model)
 
     @post(
         "/search", status_code=200, sync_to_thread=True, tags=["search"], security=default,

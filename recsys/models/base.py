@@ -244,7 +244,8 @@ class ItemItemRecommender(Recommender):
     """Models whose answers come from one item x item weight matrix W: a user's score of item j
     is sum_i w_i W[i, j] over the user's items i (weights 1: implicit feedback), and the items
     most like i are row i of W. EASE keeps W dense over its kept items, item-kNN and RP3beta keep
-    it sparse (top neighbours per item). Subclasses provide `_rows(items) -> dense rows`."""
+    it sparse (top neighbours per item). Subclasses provide `_rows(items) -> dense rows` (for
+    explanations) and `similar` / `user_scores` in their own storage."""
 
     def weights(self, ratings: np.ndarray) -> np.ndarray:
         return np.ones(len(ratings), dtype=np.float32)
@@ -252,24 +253,6 @@ class ItemItemRecommender(Recommender):
     @abstractmethod
     def _rows(self, items: np.ndarray) -> np.ndarray:
         """Dense float32 rows W[items, :] (len(items) x n_items); zero rows for unknown items."""
-
-    def similar(
-        self, item: int, n: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        scores = self._rows(np.array([item]))[0]
-        scores[~self.known] = -np.inf
-        scores[scores <= 0] = -np.inf  # zero weight: no co-occurrence, not "similar"
-        scores[item] = -np.inf
-        if allowed is not None:
-            scores[~allowed] = -np.inf
-        return top_n(scores, n)
-
-    def user_scores(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
-        rows = self._rows(items)
-        scores = self.weights(ratings) @ rows if len(items) else np.zeros(self.n_items, np.float32)
-        scores = np.asarray(scores, dtype=np.float32)
-        scores[~self.known] = -np.inf
-        return scores
 
     def contributions(
         self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray
