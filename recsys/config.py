@@ -235,6 +235,15 @@ class ServerSettings:
     training_threads: int = _s(
         0, "CPU threads of HTTP-started training; 0: OMP_NUM_THREADS if set, else half the cores"
     )
+    dashboard: bool = _s(True, "serve the dashboard pages at / (the JSON API stays either way)")
+    image_proxy: bool = _s(
+        True,
+        "the dashboard's product images are fetched by the server (pages request no other host)",
+    )
+    image_timeout_seconds: float = _s(3.0, "how long the server waits for a product image")
+    image_retry_seconds: float = _s(
+        600.0, "a product image that failed is not fetched again for this long"
+    )
 
 
 @dataclass
@@ -413,6 +422,12 @@ def _check_ranges(settings: Settings) -> None:
         raise ConfigError(
             f"{settings.sources['feedback.default_rating']}: setting 'feedback.default_rating' "
             f"must be finite (got {feedback.default_rating})"
+        )
+    timeout = settings.server.image_timeout_seconds
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(
+            f"{settings.sources['server.image_timeout_seconds']}: setting "
+            f"'server.image_timeout_seconds' must be a positive number of seconds (got {timeout})"
         )
 
 

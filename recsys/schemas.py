@@ -53,6 +53,7 @@ class ModelInfo(msgspec.Struct):
     counts: dict[str, int] = {}
     metrics: dict[str, object] = {}
     current: bool = False  # the version `current` points at (models list)
+    training_seconds: float | None = None  # wall time of the training that published it
 
 
 class StoreStatus(msgspec.Struct):
@@ -185,3 +186,68 @@ class WriteReport(msgspec.Struct):
     inserted: int  # new rows
     updated: int  # rows changed (an older rating replaced); accepted - inserted - updated: no-ops
     errors: list[WriteError] = []
+
+
+# ---- browsing the store (the dashboard's data; GET /items/{id}, /users/{id}/ratings, /stats) ----
+class ProductDetails(msgspec.Struct):
+    item_id: str
+    title: str | None = None
+    main_category: str | None = None
+    store: str | None = None
+    price: float | None = None
+    average_rating: float | None = None
+    rating_count: int | None = None  # as the catalog file says
+    image_url: str | None = None
+    features: list[object] = []
+    description: list[object] = []
+    categories: list[object] = []
+    details: dict[str, object] = {}
+    ratings: int = 0  # ratings of this item in the store
+    in_catalog: bool = True  # False: the item is only known from ratings
+
+
+class RatedItem(msgspec.Struct):
+    item_id: str
+    rating: float
+    rated_at: str  # ISO 8601, UTC
+    title: str | None = None
+    image_url: str | None = None
+    price: float | None = None
+    category: str | None = None
+
+
+class UserRatings(msgspec.Struct):
+    user_id: str
+    total: int  # ratings of the user in the store
+    ratings: list[RatedItem]  # newest first, at most `limit`
+
+
+class Series(msgspec.Struct):
+    x: list[float]
+    y: list[float]
+
+
+class StoreCharts(msgspec.Struct):
+    """Pictures of the store: ratings per item by popularity rank (the long tail, sampled at
+    log-spaced ranks), ratings per month (x: month start, UTC epoch seconds) and the rating
+    histogram (x: rating value)."""
+
+    long_tail: Series
+    ratings_per_month: Series
+    rating_histogram: Series
+    ratings: int
+    items: int
+
+
+class CategoryCount(msgspec.Struct):
+    name: str
+    products: int
+
+
+class Evaluations(msgspec.Struct):
+    """The last `recsys evaluate` report and `recsys tune` record in the registry (None: never
+    run); `evaluated_at` is when the report was written."""
+
+    evaluation: EvaluationReport | None = None
+    evaluated_at: str | None = None
+    tuning: dict[str, object] | None = None

@@ -19,6 +19,7 @@ from recsys.errors import RecsysError
 from recsys.http import access_log
 from recsys.http.auth import HEADER as API_KEY_HEADER
 from recsys.http.auth import api_key_guard
+from recsys.http.dashboard import build_dashboard
 from recsys.http.errors import (
     handle_http_exception,
     handle_internal_error,
@@ -69,7 +70,10 @@ def create_app(settings: Settings) -> Litestar:
             expose_headers=[VERSION_HEADER],
         )
     app = Litestar(
-        route_handlers=build_handlers(settings, state),
+        route_handlers=[
+            *build_handlers(settings, state),
+            *(build_dashboard(server) if server.dashboard else []),
+        ],
         exception_handlers={
             RecsysError: handle_recsys_error,
             HTTPException: handle_http_exception,

@@ -418,5 +418,7 @@ def build_handlers(settings: Settings, state: ServerState) -> list[HTTPRouteHand
             models=state.live_versions(), jobs=state.jobs.state_counts(), ready=state.ready
         )
 
+    from recsys.http.browse_routes import build_browse_handlers  # it imports this module
+
     return [similar, user, model_similar, model_user, search, feedback, items, status, training_options, start_training, list_training, get_training, live,
-            ready, metrics]  # fmt: skip
+            ready, metrics, *build_browse_handlers(served, SimilarRequest, default)]  # fmt: skip

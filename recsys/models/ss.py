@@ -166,13 +166,17 @@ class SemanticIndex:
             if r >= 0
         ]
 
-    def neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
-        """The k products whose text embeds nearest to `item_id`'s (itself left out); [] for a
-        product the index does not hold. Serves the recommend.fallback chain."""
+    def row_of(self, item_id: str) -> int | None:
+        """The index row of a product; None for one the index does not hold."""
         rows = self._rows
         if rows is None:
             rows = self._rows = {str(i): r for r, i in enumerate(self.item_ids.tolist())}
-        row = rows.get(item_id)
+        return rows.get(item_id)
+
+    def neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
+        """The k products whose text embeds nearest to `item_id`'s (itself left out); [] for a
+        product the index does not hold. Serves the recommend.fallback chain."""
+        row = self.row_of(item_id)
         if row is None:
             return []
         vector = self.index.reconstruct(int(row))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from recsys.config import Settings
@@ -22,9 +23,11 @@ from recsys.evaluate import (
 )
 from recsys.models.interactions import Interactions, read_interactions, user_item_matrix
 from recsys.models.kinds import KINDS, resolve
+from recsys.models.tuning import EVALUATION_FILE, write_record
 from recsys.schemas import EvaluationReport, RankingMetrics
 from recsys.service.data import engine_for
 from recsys.service.train import MIN_ITEMS, MIN_USERS, check_enough, model_params
+from recsys.store.queries import iso_time
 
 
 @dataclass
@@ -118,7 +121,8 @@ def evaluate_models(
     seed: int | None = None,
 ) -> EvaluationReport:
     """Hold out part of the ratings, fit every model (its current hyperparameters, see
-    `model_params`) on the rest, and rank the full catalog for every test user.
+    `model_params`) on the rest, and rank the full catalog for every test user. The report is
+    also kept in the registry (`models/evaluation.json`) for the dashboard's overview.
 
     InvalidInput (400) for an unknown model, split or k; Conflict (409) for too little data."""
     cfg = settings.evaluate
@@ -134,7 +138,10 @@ def evaluate_models(
     data = read_interactions(engine_for(settings), timestamps=True)
     check_enough(data)
     params = {name: model_params(settings, KINDS[name]) for name in names}
-    return evaluate_interactions(settings, data, names, params=params)
+    report = evaluate_interactions(settings, data, names, params=params)
+    record = {"evaluated_at": iso_time(time.time()), "report": msgspec.to_builtins(report)}
+    write_record(settings.models_dir, EVALUATION_FILE, record)  # the dashboard shows the last
+    return report
 
 
 def _model_names(models: Sequence[str]) -> list[str]:

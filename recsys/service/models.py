@@ -160,6 +160,7 @@ def model_info(settings: Settings, kind: str, version: str | None = None) -> Mod
         counts={k: int(v) for k, v in (manifest.get("counts") or {}).items()},
         metrics=dict(manifest.get("metrics") or {}),
         current=version == current,
+        training_seconds=manifest.get("training_seconds"),
     )
 
 

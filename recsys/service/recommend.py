@@ -184,6 +184,38 @@ def _fallback_similar(
     return found
 
 
+def semantically_similar(
+    settings: Settings,
+    item_id: str,
+    n: int = 10,
+    category: str | None = None,
+    filters: Filters = NO_FILTERS,
+) -> Recommendations:
+    """The n products whose text (title, category, ...) embeds nearest to `item_id`'s in the
+    semantic index (ss: all-MiniLM-L6-v2 + FAISS), restricted by `category` and `filters`. What
+    the product page shows beside the collaborative models' similar items.
+
+    Raises InvalidInput (400) for a bad n, NotTrained (409) when ss was never trained, NotFound
+    (404) for a product the index does not hold (not in the catalog when ss was trained)."""
+    from recsys.models.ss import SemanticIndex
+
+    check_n(n)
+    index = loaded(settings, "ss", SemanticIndex).model
+    if index.row_of(item_id) is None:
+        raise NotFound(
+            f"item {item_id!r} is not in semantic index ss {index.version} "
+            "(not in the catalog when it was trained)"
+        )
+    hits = _neighbours_of(settings, index, item_id, n, category, filters)
+    short = len(hits) < n and (category or filters)
+    notes = [_short_reason(len(hits), n, category, filters)] if short else []
+    return Recommendations(
+        kind="similar", query=item_id, strategy="ss" if hits else "none",
+        model_version=index.version, items=_lines(settings, [(i, s, "ss") for i, s in hits]),
+        message="; ".join(notes) or None, model="ss",
+    )  # fmt: skip
+
+
 def _semantic_neighbours(
     settings: Settings, item_id: str, k: int, category: str | None, filters: Filters
 ) -> list[tuple[str, float]]:
@@ -193,6 +225,12 @@ def _semantic_neighbours(
         index = loaded(settings, "ss", SemanticIndex).model
     except NotTrained:
         return []
+    return _neighbours_of(settings, index, item_id, k, category, filters)
+
+
+def _neighbours_of(
+    settings: Settings, index, item_id: str, k: int, category: str | None, filters: Filters
+) -> list[tuple[str, float]]:
     filtered = bool(category or filters)
     hits = index.neighbours(item_id, k * 10 if filtered else k)
     if filtered:
