@@ -37,7 +37,7 @@ demo: install
 	$(RECSYS) search "yoga mat" --mode hybrid -k 5
 	$(RECSYS) evaluate
 	$(RECSYS) serve --get /status
-	@echo "Serve it over HTTP: $(RECSYS) serve   (then: curl localhost:8000/status)"
+	@echo "Serve it: $(RECSYS) serve   then open the dashboard at http://127.0.0.1:8000/  (JSON API: curl 127.0.0.1:8000/status)"
 
 test: install
 	$(BIN)/python -m pytest

@@ -44,6 +44,10 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
         ("[server]\nprotect_all = 1\n", "setting 'server.protect_all' must be bool"),
         ("[als]\nconfidence = 'sideways'\n", "setting 'als.confidence' must be one of linear"),
         ("[mf\n", "not valid TOML"),
+        (
+            "[server]\nimage_timeout_seconds = 0\n",
+            "'server.image_timeout_seconds' must be a positive",
+        ),
     ],
 )
 def test_bad_config_file_names_the_key(tmp_path, text, message):

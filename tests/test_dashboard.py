@@ -3,8 +3,8 @@ real `recsys serve` on 127.0.0.1 with a small trained home (als, ease, popularit
 evaluation). Every test fails on a console error or a request to any other host.
 
 Playwright's own browser download does not work here: the tests launch the system Chromium
-(`RECSYS_CHROMIUM`, else `chromium` on PATH) and skip, saying why, where there is none; CI
-installs it (.ci/run). Set RECSYS_UPDATE_SCREENSHOTS=1 to rewrite the README's screenshots in docs/.
+(`CHROMIUM_PATH`, else `chromium` on PATH) and skip, saying why, where there is none; CI
+installs it (.ci/run) and sets REQUIRE_BROWSER_TESTS=1, which turns those skips into failures. Set UPDATE_SCREENSHOTS=1 to rewrite the README's screenshots in docs/.
 """
 
 from __future__ import annotations
@@ -31,18 +31,25 @@ PAGE_BUDGET_BYTES = 300_000  # the issue: a few hundred KB per page at most, unc
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("RECSYS_CHROMIUM") or shutil.which("chromium")
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+
+
+def no_browser(why: str) -> None:
+    """Skip, saying why; CI (REQUIRE_BROWSER_TESTS=1) must run these tests, so there it fails."""
+    if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
+        pytest.fail(f"browser tests required but {why}")
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     path = chromium_path()
     if not path:
-        pytest.skip("no Chromium: apt-get install chromium (or set RECSYS_CHROMIUM)")
+        no_browser("no Chromium: apt-get install chromium (or set CHROMIUM_PATH)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed: pip install -e '.[test]'")
+        no_browser("playwright is not installed: pip install -e '.[test]'")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
         yield browser
@@ -128,7 +135,7 @@ def product(home: Path) -> tuple[str, str, str]:
 
 def screenshot(page: Any, name: str, tmp_path: Path) -> None:
     """Into docs/ when asked to update them (the README shows them), else a throwaway file."""
-    target = DOCS if os.environ.get("RECSYS_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    target = DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
     page.screenshot(path=str(target / name), full_page=False)
     assert (target / name).stat().st_size > 10_000  # a rendered page, not an empty frame
 

@@ -7,6 +7,7 @@ lets the browser itself refuse any request to another host. The pages load witho
 `server.protect_all`, "training" when only /training needs it, "none" without a key.
 """
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,20 @@ def key_mode(server: ServerSettings) -> str:
     return "all" if server.protect_all else "training"
 
 
+def assets_version() -> str:
+    """A digest of the shipped assets: their URLs carry it, so browsers may cache them for good
+    and still fetch new ones after an upgrade."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def build_dashboard(server: ServerSettings) -> list[HTTPRouteHandler | Router]:
     """GET / (the page, with this server's key mode) and the assets under /ui/."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    page = page.replace("{{KEY_MODE}}", key_mode(server))
+    page = page.replace("{{KEY_MODE}}", key_mode(server)).replace("{{V}}", assets_version())
 
     @get("/", sync_to_thread=False, include_in_schema=False, opt={"auth": "never"})
     def index() -> Response[str]:
@@ -61,5 +72,6 @@ def build_dashboard(server: ServerSettings) -> list[HTTPRouteHandler | Router]:
 
 async def _add_security_headers(response: Any) -> Any:
     response.headers.update(SECURITY_HEADERS)
-    response.headers["Cache-Control"] = "no-cache"  # revalidate: an upgrade ships new assets
+    # the page links them with ?v=<assets_version()>: a new release is a new URL
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response

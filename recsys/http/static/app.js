@@ -181,7 +181,7 @@ function recommendationColumn(title, recs) {
         `score ${fmt.num(line.score)}`,
         line.model && line.model !== recs.model ? ` · from ${line.model}` : "",
         line.price !== null && line.price !== undefined ? ` · ${fmt.price(line.price)}` : ""),
-      line.because && line.because.length ? el("span", { class: "meta because" }, `because you rated ${line.because.slice(0, 3).join(", ")}`) : null)));
+      line.because && line.because.length ? el("span", { class: "meta because" }, `because you rated ${line.because.slice(0, 2).join(", ")}`) : null)));
   return [
     el("h3", {}, title, " ", el("span", { class: "tag" }, recs.model_version || "")),
     recs.items.length ? list : el("p", { class: "muted" }, "nothing to show"),
