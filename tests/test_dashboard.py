@@ -261,6 +261,8 @@ def test_overview_counts_models_evaluation_and_charts(server, home, open_page, t
         row = w.page.locator(f"tr[data-kind='{kind}']").inner_text()
         assert re.search(r"\d{8}T\d{6}Z", row), row  # its version
     assert "not trained" in w.page.locator("tr[data-kind='itemknn']").inner_text()
+    # each model's metrics from the last evaluation
+    assert re.search(r"NDCG@10 0\.\d{3}", w.page.locator("tr[data-kind='ease']").inner_text())
     table = w.page.locator("#evaluation").inner_text()
     assert "NDCG@10" in table and "popularity" in table and "als" in table
     assert w.page.locator(".chart canvas").count() == 4  # NDCG, long tail, per month, ratings

@@ -385,6 +385,10 @@ def test_openapi_schema_is_complete_and_offline(client):
         ("/matrix_factor/user", "post"), ("/recommendations/similar", "post"),
         ("/recommendations/user", "post"), ("/search", "post"), ("/health/live", "get"),
         ("/health/ready", "get"), ("/metrics", "get"), ("/feedback", "post"), ("/items", "post"),
+        # what the dashboard draws (tests/test_browse.py)
+        ("/items/{item_id}", "get"), ("/items/{item_id}/image", "get"),
+        ("/users/{user_id}/ratings", "get"), ("/stats", "get"), ("/categories", "get"),
+        ("/evaluations/latest", "get"), ("/search/similar", "post"),
     }  # fmt: skip
     assert {(p, m) for p, ops in paths.items() for m in ops} == expected
     for path, method in expected:

@@ -234,13 +234,21 @@ function drawChart(box, opts, data) {
 // ---- pages ---------------------------------------------------------------------------------
 async function overviewPage() {
   main.append(el("h1", {}, "Overview"));
-  const { status } = await trainedModels();
+  const [status, evaluations, stats] = await Promise.all([api("/status"), api("/evaluations/latest"), api("/stats")]);
   const store = status.store;
-  main.append(el("section", { "aria-label": "store" }, el("div", { class: "stats", "data-state": "done" },
+  main.append(el("section", { "aria-label": "store" }, el("div", { class: "stats" },
     [["products", store.products], ["ratings", store.ratings], ["users", store.users], ["rated items", store.rated_items]]
       .map(([label, value]) => el("div", { class: "stat" }, el("b", {}, fmt.int(value)), el("span", {}, label))),
     el("div", { class: "stat" }, el("b", {}, fmt.date(store.last_ingest_at)), el("span", {}, "last ingest")))));
 
+  // a model's metrics: those its manifest holds (train --evaluate), else the last evaluate report's
+  const report = evaluations.evaluation;
+  const metricsOf = (kind, info) => {
+    const own = Object.entries(info.metrics || {}).map(([m, v]) => `${m} ${typeof v === "number" ? fmt.num(v) : v}`);
+    const evaluated = report?.models?.[kind];
+    if (!own.length && evaluated) own.push(`NDCG@${report.k} ${fmt.num(evaluated.ndcg)}`, `recall@${report.k} ${fmt.num(evaluated.recall)}`);
+    return own.join(", ") || "—";
+  };
   main.append(el("h2", {}, "Models"));
   const rows = Object.entries(status.models || {}).map(([kind, info]) => el("tr", { "data-kind": kind },
     el("td", {}, kind),
@@ -248,7 +256,7 @@ async function overviewPage() {
       ? [el("td", {}, info.version), el("td", { class: "num" }, fmt.age(info.age_seconds)),
          el("td", { class: "num" }, fmt.bytes(info.size_bytes)),
          el("td", { class: "num" }, info.training_seconds != null ? `${fmt.num(info.training_seconds, 1)} s` : "—"),
-         el("td", {}, Object.entries(info.metrics || {}).map(([m, v]) => `${m} ${typeof v === "number" ? fmt.num(v) : v}`).join(", ") || "—")]
+         el("td", {}, metricsOf(kind, info))]
       : [el("td", { colspan: 5, class: "muted" }, status.refused?.[kind] ? `refused: ${status.refused[kind]}` : "not trained")])));
   main.append(el("div", { class: "table-wrap" }, el("table", {},
     el("thead", {}, el("tr", {}, ["kind", "version", "age", "size", "training", "metrics"].map((h) => el("th", {}, h)))),
@@ -257,7 +265,6 @@ async function overviewPage() {
   const evalSection = el("section", { "aria-label": "evaluation" }, el("h2", {}, "Evaluation"));
   const charts = el("div", { class: "charts" });
   main.append(evalSection, el("h2", {}, "The data"), charts);
-  const [evaluations, stats] = await Promise.all([api("/evaluations/latest"), api("/stats")]);
   const ndcgBox = evaluations.evaluation ? chartBox(charts, `NDCG@${evaluations.evaluation.k} per model`) : null;
   const tailBox = chartBox(charts, "Ratings per item by popularity rank (log–log)");
   const monthBox = chartBox(charts, "Ratings per month");
