@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -23,10 +24,17 @@ def cli(*args: str, expect: int | None = 0) -> Any:
     return result
 
 
-def rows(url: str, query: str) -> list[tuple]:
+def rows(url: str, query: str, **params: Any) -> list[tuple]:
+    """Run one SQL statement (committed) with bound `params`; its rows, [] for a write."""
     engine = create_engine(url)
     try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(query))]
+        with engine.begin() as conn:
+            result = conn.execute(text(query), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
     finally:
         engine.dispose()
+
+
+def sqlite_url(home: Path) -> str:
+    """The URL of a data home's default SQLite store."""
+    return f"sqlite:///{home / 'recsys.db'}"

@@ -13,11 +13,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from test_http import KEY, assert_error, build_home, client_for, make_settings
 
 from recsys import service
 from recsys.service import images
+
+from helpers import rows, sqlite_url
 
 # the smallest PNG: 1x1 transparent
 PNG = bytes.fromhex(
@@ -32,12 +33,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def sql(home: Path, query: str, **params: object) -> list[tuple]:
-    engine = create_engine(f"sqlite:///{home / 'recsys.db'}")
-    with engine.begin() as conn:
-        rows = conn.execute(text(query), params)
-        out = [tuple(r) for r in rows] if rows.returns_rows else []
-    engine.dispose()
-    return out
+    return rows(sqlite_url(home), query, **params)
 
 
 def test_item_details_every_field_and_its_ratings(home):

@@ -25,6 +25,8 @@ from test_http_live import serve
 from recsys import service
 from recsys.ingest.sample import generate_sample
 
+from helpers import rows, sqlite_url
+
 pytestmark = pytest.mark.browser
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGE_BUDGET_BYTES = 300_000  # the issue: a few hundred KB per page at most, uncompressed
@@ -113,13 +115,7 @@ def open_page(browser: Any) -> Iterator[Any]:
 
 
 def first_rows(home: Path, sql: str) -> list[tuple]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(f"sqlite:///{home / 'recsys.db'}")
-    with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(text(sql)).all()]
-    engine.dispose()
-    return rows
+    return rows(sqlite_url(home), sql)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def build_browse_handlers(
         responses={
             **_ok(ProductDetails, "the product", {"item_id": "B07XJ8C8F5", "title": "Wireless Earbuds",
                                                   "price": 29.99, "ratings": 12, "in_catalog": True}),
-            **_errors(401, 404, 503),
+            **_errors(400, 401, 404, 503),
         },
     )  # fmt: skip
     def item(item_id: ITEM_ID) -> ProductDetails:
@@ -54,7 +54,7 @@ def build_browse_handlers(
     @get(
         "/items/{item_id:str}/image", sync_to_thread=True, tags=["catalog"], security=security,
         summary="The product's image, fetched by the server from its image_url (a placeholder SVG when none can be had)",
-        responses={**_errors(401, 404, 503)}, media_type="image/*",
+        responses={**_errors(400, 401, 404, 503)}, media_type="image/*",
     )  # fmt: skip
     def item_image(item_id: ITEM_ID) -> Response[bytes]:
         image = images.product_image(settings, item_id)
