@@ -107,6 +107,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// replaceChildren, skipping the null/false that conditional parts leave
+function setChildren(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function showAlert(message) {
   const alert = document.getElementById("alert");
   alert.hidden = !message;
@@ -197,7 +202,7 @@ function modelColumns(models, fetchOne) {
       el("h3", {}, title), el("p", { class: "muted" }, "loading…"));
     wrap.append(column);
     return fetchOne(name)
-      .then((recs) => { column.replaceChildren(...recommendationColumn(title, recs).filter(Boolean)); column.dataset.state = "done"; })
+      .then((recs) => { setChildren(column, recommendationColumn(title, recs)); column.dataset.state = "done"; })
       .catch((err) => { column.replaceChildren(el("h3", {}, title), el("p", { class: "error" }, err.message)); column.dataset.state = "error"; })
       .finally(() => column.removeAttribute("aria-busy"));
   });
@@ -493,7 +498,7 @@ function watchJob(job, box, history) {
   if (polling) clearTimeout(polling);
   const render = (j) => {
     const progress = j.progress ? el("progress", { class: "progress", max: j.progress.total, value: j.progress.done }) : null;
-    box.replaceChildren(el("h2", {}, `Job ${j.id.slice(0, 8)}: ${j.kind}`),
+    setChildren(box, el("h2", {}, `Job ${j.id.slice(0, 8)}: ${j.kind}`),
       el("p", { "data-job-state": j.state }, el("span", { class: `state-${j.state}` }, j.state),
         j.progress ? ` · step ${j.progress.done} of ${j.progress.total}` : "",
         j.seconds != null ? ` · ${fmt.num(j.seconds, 1)} s` : ""),
