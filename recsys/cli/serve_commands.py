@@ -42,7 +42,8 @@ def serve_command(
         ),
     ] = None,  # fmt: skip
 ) -> None:
-    """Serve recommendations, search, training jobs, health and metrics over HTTP.
+    """Serve recommendations, search, training jobs, health and metrics over HTTP, and the
+    dashboard: open http://127.0.0.1:8000/ in a browser (server.dashboard turns it off).
 
     The same service functions as the CLI, as JSON; new model versions are picked up live.
 
@@ -96,6 +97,9 @@ def _serve(cfg) -> None:
             "reach this port can start training jobs (set server.api_key or RECSYS_API_KEY)",
             highlight=False,
         )
+    if server.dashboard:
+        shown = f"[{server.host}]" if ":" in server.host else server.host
+        err.print(f"dashboard: http://{shown}:{server.port}/", highlight=False)
     # Workers are started from an import string, so they rebuild these exact settings from the env.
     os.environ[ENV_VAR] = settings_to_json(cfg)
     # Every worker's request metrics in one place (recsys.server.metrics): a fresh directory per
