@@ -220,6 +220,19 @@ async function trainedModels() {
   };
 }
 
+// uPlot (51 KB) is loaded by the overview only: the other pages start their calls sooner.
+let chartLibrary = null;
+function loadCharts() {
+  chartLibrary ||= new Promise((resolve) => {
+    const version = new URL(import.meta.url).search; // the assets' digest, as the page links them
+    const script = el("script", { src: `/ui/vendor/uplot.min.js${version}` });
+    script.addEventListener("load", () => resolve(true));
+    script.addEventListener("error", () => resolve(false)); // drawChart says "charts unavailable"
+    document.head.append(script);
+  });
+  return chartLibrary;
+}
+
 // Chart boxes are laid out first and drawn after, so each canvas takes its box's final width.
 function chartBox(container, title) {
   const box = el("figure", { class: "chart" }, el("figcaption", {}, el("h3", {}, title)));
@@ -239,7 +252,8 @@ function drawChart(box, opts, data) {
 // ---- pages ---------------------------------------------------------------------------------
 async function overviewPage() {
   main.append(el("h1", {}, "Overview"));
-  const [status, evaluations, stats] = await Promise.all([api("/status"), api("/evaluations/latest"), api("/stats")]);
+  const [status, evaluations, stats] = await Promise.all([
+    api("/status"), api("/evaluations/latest"), api("/stats"), loadCharts()]);
   const store = status.store;
   main.append(el("section", { "aria-label": "store" }, el("div", { class: "stats" },
     [["products", store.products], ["ratings", store.ratings], ["users", store.users], ["rated items", store.rated_items]]
@@ -344,10 +358,11 @@ async function searchPage(params) {
   el("button", { class: "primary", type: "submit" }, "Search"));
   const results = el("section", { id: "results", "aria-live": "polite" });
   main.append(form, results);
-  api("/categories?limit=200").then((list) => {
+  // the category choices come after the results: they must not delay them
+  const fillCategories = () => api("/categories?limit=200").then((list) => {
     for (const c of list) if (c.name !== category) categorySelect.append(el("option", { value: c.name }, `${c.name} (${fmt.int(c.products)})`));
   }).catch((err) => showAlert(`categories: ${err.message}`));
-  if (!query) { input.focus(); return; }
+  if (!query) { input.focus(); await fillCategories(); return; }
   results.append(el("p", { class: "muted" }, "searching…"));
   const body = { query, top_k: 24 };
   if (mode) body.mode = mode;
@@ -357,6 +372,7 @@ async function searchPage(params) {
     el("p", { class: "muted" }, `${hits.hits.length} results · ${hits.mode} · index ${hits.model_version || "none"}`, hits.message ? ` · ${hits.message}` : ""),
     el("ul", { class: "cards" }, hits.hits.map((hit) => card(hit))));
   results.dataset.state = "done";
+  await fillCategories();
 }
 
 async function itemPage(itemId) {
