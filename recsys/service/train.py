@@ -40,9 +40,16 @@ def model_params(settings: Settings, kind: ModelKind, use_tuned: bool = True) ->
     section = getattr(settings, kind.section)
     params = dataclasses.asdict(section)
     tuned = tuned_params(settings.models_dir, kind.name) if use_tuned else {}
+    skip = kind.model_class().run_settings  # how/where to fit is not a tuned value
     for key, value in tuned.items():
-        if key in params and settings.sources.get(f"{kind.section}.{key}", "default") == "default":
+        if (
+            key in params
+            and key not in skip
+            and settings.sources.get(f"{kind.section}.{key}", "default") == "default"
+        ):
             params[key] = value
+    if params.get("spark_staging") == "":  # ALS on Spark: Parquet files under the data home
+        params["spark_staging"] = str(settings.home / "spark")
     return params
 
 
