@@ -91,19 +91,19 @@ def spark_trained(spark_home: Path, recsys_home: Path, monkeypatch) -> Path:
     return recsys_home
 
 
-def test_spark_publishes_the_implicit_trainers_artifact(spark_trained):
+def test_spark_publishes_the_implicit_trainers_artifact(spark_home, spark_trained):
     from recsys.models.als import ALSModel
     from recsys.models.registry import Registry
 
     folder, manifest = Registry(spark_trained / "models").open("als")
     assert set(manifest["files"]) == {f"{n}.npy" for n in (*SHARED_ARRAYS, "item_factors")}
     assert manifest["params"]["engine"] == "spark"
-    assert manifest["params"]["spark_staging"] == str(spark_trained / "spark")
+    assert manifest["params"]["spark_staging"] == str(spark_home / "spark")  # the home trained in
     assert manifest["counts"]["factors"] == 4
     # regParam = regularization / mean ratings per fitted user (ALS-WR, see als_spark)
     per_user = manifest["counts"]["fit_ratings"] / manifest["counts"]["fit_users"]
     assert manifest["counts"]["spark_reg_param"] == pytest.approx(5.0 / per_user)
-    assert not any((spark_trained / "spark").iterdir())  # staging cleaned after the fit
+    assert not any((spark_home / "spark").iterdir())  # staging cleaned after the fit
     model = ALSModel.load(folder, manifest)
     assert model.item_factors.shape == (model.n_items, 4)
     assert model.item_factors.dtype == np.float32
@@ -137,7 +137,9 @@ def test_recommend_and_serve_answer_from_the_spark_model(spark_trained):
         r = client.post("/recommendations/user", json={"user_id": "u150", "n": 5, "model": "als"})
         assert r.status_code == 200, r.text
         assert {i["item_id"] for i in r.json()["items"]} <= GROUP_B
-    assert cli("train", "als", "--json")["skipped"] is True  # the same up-to-date check
+    # the same up-to-date check; where Spark ran (master, staging; this home was copied) aside
+    assert cli("train", "als", "--master", "local[1]", "--json")["skipped"] is True
+    assert cli("train", "als", "--engine", "implicit", "--json")["skipped"] is False
 
 
 def test_evaluate_fits_spark_when_the_engine_says_so(spark_trained):
@@ -150,7 +152,7 @@ def test_evaluate_fits_spark_when_the_engine_says_so(spark_trained):
 def test_movielens_latest_small_on_spark(spark, shared_data, recsys_home, monkeypatch):
     folder = shared_data / "movielens-ml-latest-small"
     for env, value in {**SPARK, "RECSYS_ALS_FACTORS": "32", "RECSYS_ALS_REGULARIZATION": "50",
-                       "RECSYS_ALS_ITERATIONS": "5"}.items():  # fmt: skip
+                       "RECSYS_ALS_ITERATIONS": "5", "RECSYS_EVALUATE_SPLIT": "random"}.items():  # fmt: skip
         monkeypatch.setenv(env, value)
     cli("ingest", folder / "ratings.csv", "--map", "user=userId", "--map", "item=movieId",
         "--map", "rating=rating", "--map", "timestamp=timestamp", "--rating-range", "0.5:5",

@@ -81,6 +81,7 @@ class ALSModel(Recommender):
     # ---- training ------------------------------------------------------------------------
     # How and where to fit, not what: never taken from `recsys tune`'s record.
     run_settings: ClassVar[tuple[str, ...]] = ("engine", "spark_master", "spark_staging")
+    placement: ClassVar[tuple[str, ...]] = ("spark_master", "spark_staging")
 
     @classmethod
     def search_space(cls, trial: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -89,6 +89,9 @@ class Recommender(ABC):
     # Settings of the section that say how or where to fit, not what (e.g. ALS's engine):
     # `train` never takes them from `recsys tune`'s record.
     run_settings: ClassVar[tuple[str, ...]] = ()
+    # ...and those of them that only say where the fit runs (e.g. a Spark master): changing
+    # them does not make the live model out of date.
+    placement: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def search_space(cls, trial: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
