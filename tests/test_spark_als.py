@@ -3,7 +3,9 @@ trainer's artifact, and recommend, serve and evaluate work on it unchanged; with
 Java the error is one line naming what to install.
 
 One Spark session per module (a JVM start costs seconds); every fit in the module reuses it.
-The error-path tests start no JVM and need no pyspark.
+The tests that run Spark take minutes on this shared 2-core machine (3-5 min measured under
+load), so they are marked `slow` and `spark`: CI runs them with `pytest -m spark`. The
+error-path and tuning tests start no JVM, need no pyspark and stay in the default run.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def spark_trained(spark_home: Path, recsys_home: Path, monkeypatch) -> Path:
     return recsys_home
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_spark_publishes_the_implicit_trainers_artifact(spark_home, spark_trained):
     from recsys.models.als import ALSModel
     from recsys.models.registry import Registry
@@ -116,6 +120,8 @@ def test_spark_publishes_the_implicit_trainers_artifact(spark_home, spark_traine
     assert within > 0.5 > across
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_recommend_and_serve_answer_from_the_spark_model(spark_trained):
     similar = cli("recommend", "item", "i00", "-n", "5", "--model", "als", "--json")
     assert similar["strategy"] == "als"
@@ -142,13 +148,17 @@ def test_recommend_and_serve_answer_from_the_spark_model(spark_trained):
     assert cli("train", "als", "--engine", "implicit", "--json")["skipped"] is False
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_evaluate_fits_spark_when_the_engine_says_so(spark_trained):
-    report = cli("evaluate", "--model", "als", "--json")
+    report = cli("evaluate", "als", "--json")
     assert report["params"]["als"]["engine"] == "spark"
     als, popularity = report["models"]["als"], report["models"]["popularity"]
     assert als["ndcg"] > popularity["ndcg"]  # two taste groups: ALS must find them
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_movielens_latest_small_on_spark(spark, shared_data, recsys_home, monkeypatch):
     folder = shared_data / "movielens-ml-latest-small"
     for env, value in {**SPARK, "RECSYS_ALS_FACTORS": "32", "RECSYS_ALS_REGULARIZATION": "50",
