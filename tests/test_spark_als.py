@@ -255,3 +255,76 @@ def test_spark_needs_a_positive_alpha():
     params = {**Settings().als.__dict__, "engine": "spark", "alpha": 0.0}
     with pytest.raises(InvalidInput, match="alpha"):
         ALSModel.check_params(params)
+
+
+# ---- the pieces around Spark, without a JVM --------------------------------------------------
+def test_parquet_chunks_hold_whole_users_and_the_confidences(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow comes with recsys[spark]")
+    from test_contract import taste_matrix
+
+    from recsys.models.als import confidence
+    from recsys.models.als_spark import write_parquet
+
+    matrix = taste_matrix()
+    matrix.data = confidence(matrix.data, "linear", 2.0)
+    files = write_parquet(matrix, tmp_path / "ratings", chunk=500)  # ~2,000 ratings
+    assert files == len(list((tmp_path / "ratings").glob("part-*.parquet"))) >= 4
+    users_per_file = [set(pq.read_table(f).column("user").to_pylist())
+                      for f in sorted((tmp_path / "ratings").iterdir())]  # fmt: skip
+    assert all(not (a & b) for i, a in enumerate(users_per_file) for b in users_per_file[i + 1 :])
+    table = pq.read_table(tmp_path / "ratings")
+    import scipy.sparse as sp
+
+    got = sp.csr_matrix(
+        (table.column("value").to_numpy() + 1.0,
+         (table.column("user").to_numpy(), table.column("item").to_numpy())),
+        shape=matrix.shape,
+    )  # fmt: skip
+    assert table.column("user").type == table.column("item").type  # int32 ids, Spark's type
+    assert abs(got - matrix).max() < 1e-6 and got.nnz == matrix.nnz
+
+
+def test_spark_factors_land_in_our_column_order_with_zeros_for_unseen(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow comes with recsys[spark]")
+    import pyarrow.parquet as pq
+
+    from recsys.models.als_spark import read_factors
+
+    (tmp_path / "f").mkdir()
+    rows = {7: [1.0, 2.0], 0: [3.0, 4.0], 3: [5.0, 6.0]}  # Spark's output is in no order
+    for n, (item, vector) in enumerate(rows.items()):
+        table = pa.table({"id": pa.array([item], pa.int32()),
+                          "features": pa.array([vector], pa.list_(pa.float32()))})  # fmt: skip
+        pq.write_table(table, tmp_path / "f" / f"part-{n}.parquet")
+    factors = read_factors(tmp_path / "f", 9, 2)
+    assert factors.dtype == np.float32 and factors.shape == (9, 2)
+    for item, vector in rows.items():
+        assert factors[item].tolist() == vector
+    assert not factors[[1, 2, 4, 5, 6, 8]].any()
+
+
+def test_a_spark_model_re_solves_users_with_als_wr_regularisation():
+    import scipy.sparse as sp
+
+    from recsys.config import Settings
+    from recsys.models.als import ALSModel
+    from recsys.models.base import shared_arrays
+
+    rng = np.random.default_rng(0)
+    ratings = sp.random(40, 12, density=0.4, random_state=1, format="csr", dtype=np.float32)
+    ratings.data[:] = 4.0
+    arrays = {**shared_arrays(ratings, np.arange(40).astype(bytes), np.arange(12).astype(bytes)),
+              "item_factors": rng.normal(size=(12, 3)).astype(np.float32)}  # fmt: skip
+    base = {**Settings().als.__dict__, "regularization": 30.0}
+    items, conf = np.array([1, 4, 5]), np.full(3, 9.0, dtype=np.float32)
+    y = arrays["item_factors"].astype(np.float64)
+    counts = np.diff(ratings.indptr)
+    mean = counts[counts >= base["min_user_ratings"]].mean()
+
+    def expected(reg: float) -> np.ndarray:
+        a = y.T @ y + (y[items].T * (conf - 1.0)) @ y[items] + reg * np.eye(3)
+        return np.linalg.solve(a, y[items].T @ conf)
+
+    for engine, reg in (("implicit", 30.0), ("spark", 30.0 / mean * len(items))):
+        model = ALSModel(arrays, {"params": {**base, "engine": engine}})
+        assert np.allclose(model.solve_user(items, conf)[0], expected(reg))
