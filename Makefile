@@ -16,7 +16,7 @@ $(BIN)/activate:
 
 # constraints.txt pins torch to the local CPU build (plain sentence-transformers pulls a 3 GB CUDA torch)
 $(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,spark]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -68,7 +68,9 @@ class IngestSettings:
 class ALSSettings:
     factors: int = _s(0, "latent factors of the ALS model; 0 = auto (items / 40, between 8 and 64)")
     iterations: int = _s(15, "ALS iterations")
-    regularization: float = _s(0.05, "L2 regularisation of the ALS factors")
+    regularization: float = _s(
+        0.05, "L2 regularisation of the ALS factors (engine spark: of a user with the mean count)"
+    )
     alpha: float = _s(2.0, "confidence = 1 + alpha * rating (confidence 'linear')")
     confidence: str = _s(
         "linear", "how a rating becomes confidence: linear | binary", ("linear", "binary")
@@ -78,6 +80,19 @@ class ALSSettings:
         2,
         "users with fewer ratings are left out of the fit (one rating holds no co-occurrence; "
         "~10x faster at the reference scale); they are still served by fold-in. 1 = everyone",
+    )
+    # Spark: for ratings that outgrow one machine (README: Training on Spark).
+    engine: str = _s(
+        "implicit",
+        "who fits ALS: implicit (this machine) or spark (Spark MLlib, pip install "
+        "'recsys[spark]' and Java 17; regularization is then scaled per user, README)",
+        ("implicit", "spark"),
+    )
+    spark_master: str = _s("local[*]", "Spark master URL for engine spark, e.g. spark://host:7077")
+    spark_staging: str = _s(
+        "",
+        "folder for the Parquet files Spark reads (shared storage on a cluster); empty: "
+        "<data home>/spark",
     )
 
 

@@ -38,6 +38,14 @@ class ConfigError(RecsysError):
     code = "config_error"
 
 
+class MissingDependency(RecsysError):
+    """An optional part this request needs is not installed (e.g. pyspark or Java for Spark
+    ALS): the message names what to install."""
+
+    status = 500
+    code = "missing_dependency"
+
+
 class StoreError(RecsysError):
     status = 503
     code = "store_unavailable"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from recsys.service.filters import Filters
 
 # Flags whose name differs from their setting (kept from the single-model CLI).
-FLAG_NAMES = {("als", "random_state"): "--seed"}
+FLAG_NAMES = {("als", "random_state"): "--seed", ("als", "spark_master"): "--master"}
 ModelOpt = Annotated[
     str | None,
     typer.Option(

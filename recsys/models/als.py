@@ -1,5 +1,6 @@
 """Implicit-feedback ALS (Hu, Koren & Volinsky 2008, "Collaborative Filtering for Implicit
-Feedback Datasets"), fitted with implicit's CPU solver.
+Feedback Datasets"), fitted with implicit's CPU solver or, with als.engine = spark, by Spark
+MLlib (recsys.models.als_spark) into the very same artifact.
 
 Own artifact: `item_factors.npy` (float32 items x factors). User factors are NOT stored: a
 user's vector is re-solved at request time from their items against the final item factors
@@ -18,6 +19,7 @@ from recsys.errors import InvalidInput
 from recsys.models.base import EMPTY_I, ProgressFn, Recommender, check_range, top_n
 
 CONFIDENCE_KINDS = ("linear", "binary")
+ENGINES = ("implicit", "spark")  # who fits: implicit's CPU solver, or Spark MLlib (als_spark)
 # Deeper n scan exactly: the table costs items x depth x 8 bytes (90K items x 200: 144 MB).
 SIMILAR_TABLE_MAX_DEPTH = 200
 
@@ -77,11 +79,26 @@ class ALSModel(Recommender):
     model_arrays: ClassVar[tuple[str, ...]] = ("item_factors",)
 
     # ---- training ------------------------------------------------------------------------
+    # How and where to fit, not what: never taken from `recsys tune`'s record.
+    run_settings: ClassVar[tuple[str, ...]] = ("engine", "spark_master", "spark_staging")
+    placement: ClassVar[tuple[str, ...]] = ("spark_master", "spark_staging")
+
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
+    def search_space(cls, trial: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         # Log-scaled ranges around what tuned implicit ALS needs on public data: regularization
         # 1-1000 (10-100 wins on MovieLens; the library default 0.01 is far too weak for
         # confidence-weighted data), alpha well above 1.
+        if params is not None and params.get("engine") == "spark":
+            # Spark: the same scale (regularization is mapped to a typical user, see
+            # als_spark), but ALS-WR leaves light items lightly regularised, so the range goes
+            # lower; fewer factors and iterations, as every trial pays Spark's per-job overhead.
+            return {
+                "factors": trial.suggest_int("factors", 16, 128, log=True),
+                "regularization": trial.suggest_float("regularization", 0.1, 1e3, log=True),
+                "alpha": trial.suggest_float("alpha", 0.1, 100.0, log=True),
+                "iterations": trial.suggest_int("iterations", 5, 20),
+                "confidence": trial.suggest_categorical("confidence", list(CONFIDENCE_KINDS)),
+            }
         return {
             "factors": trial.suggest_int("factors", 16, 256, log=True),
             "regularization": trial.suggest_float("regularization", 1.0, 1e3, log=True),
@@ -102,19 +119,27 @@ class ALSModel(Recommender):
                 f"confidence must be one of {', '.join(CONFIDENCE_KINDS)}, "
                 f"got {params['confidence']!r}"
             )
+        engine = params.get("engine", "implicit")
+        if engine not in ENGINES:
+            raise InvalidInput(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine == "spark" and params["alpha"] <= 0:
+            # Spark's confidence is 1 + alpha * r with r = ours - 1: r = 0 means "not liked".
+            raise InvalidInput("engine spark needs alpha above 0, got 0")
 
     @classmethod
     def fit(
         cls, ratings: Any, params: dict[str, Any], on_progress: ProgressFn | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """implicit's CPU ALS on the confidence matrix of the users with at least
-        `min_user_ratings` items. The matrix already holds confidences, so implicit's own alpha
-        stays 1. BLAS is limited to one thread (implicit parallelises over users itself; a
-        threaded BLAS inside makes it ~10x slower). Items nobody in the fit rated get exactly
-        zero factors: the model knows nothing about them."""
-        from implicit.cpu.als import AlternatingLeastSquares  # not `implicit.als`: no GPU probing
-        from threadpoolctl import threadpool_limits
+        """ALS on the confidence matrix of the users with at least `min_user_ratings` items,
+        by implicit's CPU solver here, or by Spark MLlib when params["engine"] is "spark"
+        (recsys.models.als_spark: same confidences, regularisation mapped from ALS-WR, same
+        item-factor array). Items nobody in the fit rated get exactly zero factors: the model
+        knows nothing about them. Conflict (409) for too few users; MissingDependency (500)
+        for engine spark without pyspark or Java.
 
+        implicit: the matrix already holds confidences, so implicit's own alpha stays 1. BLAS
+        is limited to one thread (implicit parallelises over users itself; a threaded BLAS
+        inside makes it ~10x slower)."""
         matrix = ratings.copy()
         matrix.data = confidence(matrix.data, params["confidence"], params["alpha"])
         fit_matrix = fit_rows(matrix, params["min_user_ratings"])
@@ -125,12 +150,26 @@ class ALSModel(Recommender):
                 f"too little data to train: only {fit_matrix.shape[0]} users have at least "
                 f"{params['min_user_ratings']} ratings (lower --min-user-ratings to use more users)"
             )
+        factors = factors_for(params["factors"], matrix.shape[1])
+        counts: dict[str, Any] = {
+            "factors": factors,  # the resolved value when factors = 0
+            "fit_users": int(fit_matrix.shape[0]),
+            "fit_ratings": int(fit_matrix.nnz),
+        }
+        if params.get("engine", "implicit") == "spark":
+            from recsys.models.als_spark import fit_item_factors
+
+            item_factors, facts = fit_item_factors(fit_matrix, params, factors, on_progress)
+            item_factors[np.diff(fit_matrix.tocsc().indptr) == 0] = 0.0
+            return {"item_factors": item_factors}, {**counts, **facts}
+
+        from implicit.cpu.als import AlternatingLeastSquares  # not `implicit.als`: no GPU probing
+        from threadpoolctl import threadpool_limits
 
         def callback(iteration: int, _elapsed: float, _loss: float | None) -> None:
             if on_progress is not None:
                 on_progress(iteration + 1, params["iterations"])
 
-        factors = factors_for(params["factors"], matrix.shape[1])
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
                 factors=factors, regularization=params["regularization"], alpha=1.0,
@@ -140,11 +179,6 @@ class ALSModel(Recommender):
             model.fit(fit_matrix, show_progress=False, callback=callback)
         item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         item_factors[np.diff(fit_matrix.tocsc().indptr) == 0] = 0.0
-        counts = {
-            "factors": factors,  # the resolved value when factors = 0
-            "fit_users": int(fit_matrix.shape[0]),
-            "fit_ratings": int(fit_matrix.nnz),
-        }
         return {"item_factors": item_factors}, counts
 
     # ---- loading -------------------------------------------------------------------------
@@ -153,6 +187,13 @@ class ALSModel(Recommender):
         serve_with_single_threaded_blas()
         self.item_factors = arrays["item_factors"]
         self.regularization = float(self.params["regularization"])
+        # Spark fits ALS-WR: a user's lambda is regularization x their count / the mean count
+        # of the fitted users (see als_spark); a request re-solves users the same way.
+        self.per_rating: float | None = None
+        if self.params.get("engine", "implicit") == "spark":
+            counts = np.diff(self.seen_indptr)
+            fitted = counts[counts >= int(self.params["min_user_ratings"])]
+            self.per_rating = self.regularization / float(fitted.mean() if len(fitted) else 1.0)
         # Precomputed once per load: cosine similarity is a dot of normalised factors, and the
         # user solve starts from Y^T Y (factors x factors).
         norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
@@ -248,10 +289,14 @@ class ALSModel(Recommender):
     def solve_user(self, items: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ALS user step for a set of items with confidences: returns (x, A) with
         A x = Y_u^T c_u, A = Y^T Y + Y_u^T (C_u - I) Y_u + reg I (what implicit's
-        recalculate_user computes)."""
+        recalculate_user computes; for a Spark-fitted model reg is ALS-WR's, scaled by the
+        user's item count as Spark's own user step does)."""
         y = self.item_factors[items].astype(np.float64)
         a = self.yty + (y.T * (conf - 1.0)) @ y
-        a[np.diag_indices_from(a)] += self.regularization
+        reg = self.regularization
+        if self.per_rating is not None:  # at least one rating's worth: A stays invertible
+            reg = self.per_rating * max(len(items), 1)
+        a[np.diag_indices_from(a)] += reg
         b = y.T @ conf.astype(np.float64)
         return np.linalg.solve(a, b), a
 

@@ -86,9 +86,17 @@ class Recommender(ABC):
     # ---- training ------------------------------------------------------------------------
     max_trials: ClassVar[int] = 1_000  # `recsys tune` never runs more trials than this
 
+    # Settings of the section that say how or where to fit, not what (e.g. ALS's engine):
+    # `train` never takes them from `recsys tune`'s record.
+    run_settings: ClassVar[tuple[str, ...]] = ()
+    # ...and those of them that only say where the fit runs (e.g. a Spark master): changing
+    # them does not make the live model out of date.
+    placement: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
-        """Hyperparameters an optuna trial suggests for `recsys tune` ({}: nothing to tune)."""
+    def search_space(cls, trial: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Hyperparameters an optuna trial suggests for `recsys tune` ({}: nothing to tune);
+        `params` are those in force (the space may depend on one, e.g. ALS's engine)."""
         return {}
 
     @classmethod

@@ -62,7 +62,7 @@ class EASEModel(ItemItemRecommender):
     max_trials: ClassVar[int] = 12  # one parameter, and each trial inverts an items^2 matrix
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
+    def search_space(cls, trial: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"regularization": trial.suggest_float("regularization", 1.0, 1e5, log=True)}
 
     @classmethod

@@ -24,7 +24,7 @@ class ItemKNNModel(SparseItemItem):
     kind: ClassVar[str] = "itemknn"
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
+    def search_space(cls, trial: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "weighting": trial.suggest_categorical("weighting", list(WEIGHTINGS)),
             "neighbours": trial.suggest_int("neighbours", 5, 1000, log=True),

@@ -35,7 +35,7 @@ class RP3betaModel(SparseItemItem):
     kind: ClassVar[str] = "rp3beta"
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
+    def search_space(cls, trial: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "alpha": trial.suggest_float("alpha", 0.1, 2.0),
             "beta": trial.suggest_float("beta", 0.0, 1.0),

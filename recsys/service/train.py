@@ -40,9 +40,16 @@ def model_params(settings: Settings, kind: ModelKind, use_tuned: bool = True) ->
     section = getattr(settings, kind.section)
     params = dataclasses.asdict(section)
     tuned = tuned_params(settings.models_dir, kind.name) if use_tuned else {}
+    skip = kind.model_class().run_settings  # how/where to fit is not a tuned value
     for key, value in tuned.items():
-        if key in params and settings.sources.get(f"{kind.section}.{key}", "default") == "default":
+        if (
+            key in params
+            and key not in skip
+            and settings.sources.get(f"{kind.section}.{key}", "default") == "default"
+        ):
             params[key] = value
+    if params.get("spark_staging") == "":  # ALS on Spark: Parquet files under the data home
+        params["spark_staging"] = str(settings.home / "spark")
     return params
 
 
@@ -83,7 +90,9 @@ def train_recommender(
     registry = Registry(settings.models_dir)
     started = time.perf_counter()
     if not force:
-        skipped = up_to_date(registry, kind.name, store_fingerprint(engine)[0], params, evaluate)
+        skipped = up_to_date(
+            registry, kind.name, store_fingerprint(engine)[0], params, evaluate, cls.placement
+        )
         if skipped is not None:
             return skipped
 
@@ -146,17 +155,29 @@ def train_recommender(
 
 
 def up_to_date(
-    registry: Registry, kind: str, fingerprint: str, params: dict[str, Any], evaluate: bool
+    registry: Registry,
+    kind: str,
+    fingerprint: str,
+    params: dict[str, Any],
+    evaluate: bool,
+    placement: tuple[str, ...] = (),
 ) -> TrainResult | None:
     """A TrainResult saying "skipped" when the live version was trained on this data with these
-    parameters in this artifact format; None when a training is due."""
+    parameters (those named in `placement`, where the fit ran, aside) in this artifact format;
+    None when a training is due."""
     manifest = registry.verified_current(kind)
     if manifest is None:
         return None  # nothing published, or a damaged current version: train
+
+    def what(values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        return {k: v for k, v in values.items() if k not in placement}
+
     same = (
         manifest.get("format") == ARTIFACT_FORMAT
         and manifest.get("data_fingerprint") == fingerprint
-        and manifest.get("params") == params
+        and what(manifest.get("params")) == what(params)
         and (not evaluate or manifest.get("metrics"))
     )
     if not same:

@@ -78,7 +78,7 @@ def tune(
         model_started = time.perf_counter()
 
         def objective(trial, cls=cls, before=before, name=name):
-            params = {**before, **cls.search_space(trial)}
+            params = {**before, **cls.search_space(trial, before)}
             try:
                 cls.check_params(params)
                 result, _ = fit_and_score(name, params, validation, cfg.k, None)
