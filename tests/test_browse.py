@@ -16,7 +16,7 @@ import pytest
 from test_http import KEY, assert_error, build_home, client_for, make_settings
 
 from recsys import service
-from recsys.service import images
+from recsys.service import browse, images
 
 from helpers import rows, sqlite_url
 
@@ -92,9 +92,9 @@ def test_stats_long_tail_months_and_histogram_add_up(home):
 def test_stats_follow_an_ingest(tmp_path):
     home = build_home(tmp_path, mf=False)
     settings = make_settings(home)
-    before = service.browse.store_charts(settings).ratings
+    before = browse.store_charts(settings).ratings
     service.record_feedback(settings, [{"user_id": "new-u", "item_id": "new-i", "rating": 5}])
-    assert service.browse.store_charts(settings).ratings == before + 1
+    assert browse.store_charts(settings).ratings == before + 1
 
 
 def test_categories_most_products_first(home):
@@ -261,3 +261,30 @@ def test_dashboard_can_be_turned_off(home):
         assert client.get("/").status_code == 404
         assert client.get("/ui/app.js").status_code == 404
         assert client.get("/stats").status_code == 200  # the JSON API stays
+
+
+def test_browse_answers_alike_on_every_backend(db_url, tmp_path):
+    """Month bins (integer day division), JSON fields and the newest-first order on SQLite and a
+    real PostgreSQL."""
+    settings = make_settings(tmp_path / "home")
+    settings.store.url = db_url
+    day = 86400
+    service.record_feedback(settings, [
+        {"user_id": "u", "item_id": "a", "rating": 5, "timestamp": 19_000 * day + 5},  # 2022-01-08
+        {"user_id": "u", "item_id": "b", "rating": 3, "timestamp": 19_100 * day},  # 2022-04-18
+        {"user_id": "v", "item_id": "a", "rating": 4, "timestamp": 19_001 * day},
+    ])  # fmt: skip
+    service.upsert_items(settings, [{"item_id": "a", "title": "Alpha", "categories": ["X", "Y"],
+                                     "main_category": "X"}])  # fmt: skip
+    charts = browse.store_charts(settings)
+    assert charts.long_tail.y == [2.0, 1.0]
+    assert charts.ratings_per_month.y == [2.0, 0.0, 0.0, 1.0]  # January .. April, gaps kept
+    assert (
+        datetime.utcfromtimestamp(charts.ratings_per_month.x[0]).strftime("%Y-%m-%d")
+        == "2022-01-01"
+    )
+    assert charts.rating_histogram.x == [3.0, 4.0, 5.0]
+    product = browse.item_details(settings, "a")
+    assert (product.title, product.categories, product.ratings) == ("Alpha", ["X", "Y"], 2)
+    assert [r.item_id for r in browse.user_ratings(settings, "u").ratings] == ["b", "a"]
+    assert [c.name for c in browse.top_categories(settings)] == ["X"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from sqlalchemy import Engine, desc, func, select
+from sqlalchemy import Engine, Integer, desc, func, literal_column, select
 
 from recsys.config import Settings
 from recsys.errors import InvalidInput, NotFound
@@ -156,9 +156,13 @@ def _compute_charts(engine: Engine) -> StoreCharts:
             ).all(),
             dtype=np.int64,
         )
-        days = conn.execute(select(r.timestamp // DAY, func.count()).group_by(r.timestamp // DAY))
+        # a literal, not a bound parameter: PostgreSQL must see the same expression in GROUP BY
+        day = r.timestamp // literal_column(str(DAY), Integer)
+        days = conn.execute(select(day, func.count()).group_by(day))
         day_counts = np.array(days.all(), dtype=np.int64).reshape(-1, 2)
-        values = conn.execute(select(r.rating, func.count()).group_by(r.rating)).all()
+        values = conn.execute(
+            select(r.rating, func.count()).group_by(r.rating).order_by(r.rating)
+        ).all()
     return StoreCharts(
         long_tail=_long_tail(per_item),
         ratings_per_month=_per_month(day_counts),
