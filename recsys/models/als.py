@@ -88,22 +88,20 @@ class ALSModel(Recommender):
         # Log-scaled ranges around what tuned implicit ALS needs on public data: regularization
         # 1-1000 (10-100 wins on MovieLens; the library default 0.01 is far too weak for
         # confidence-weighted data), alpha well above 1.
-        if params is not None and params.get("engine") == "spark":
-            # Spark: the same scale (regularization is mapped to a typical user, see
-            # als_spark), but ALS-WR leaves light items lightly regularised, so the range goes
-            # lower; fewer factors and iterations, as every trial pays Spark's per-job overhead.
-            return {
-                "factors": trial.suggest_int("factors", 16, 128, log=True),
-                "regularization": trial.suggest_float("regularization", 0.1, 1e3, log=True),
-                "alpha": trial.suggest_float("alpha", 0.1, 100.0, log=True),
-                "iterations": trial.suggest_int("iterations", 5, 20),
-                "confidence": trial.suggest_categorical("confidence", list(CONFIDENCE_KINDS)),
-            }
+        # Spark: the same scale (regularization is mapped to a typical user, see als_spark), but
+        # ALS-WR leaves light items lightly regularised, so the range goes lower; fewer factors
+        # and iterations, as every trial pays Spark's per-job overhead.
+        spark = params is not None and params.get("engine") == "spark"
+        max_factors, min_regularization, max_iterations = (
+            (128, 0.1, 20) if spark else (256, 1.0, 30)
+        )
         return {
-            "factors": trial.suggest_int("factors", 16, 256, log=True),
-            "regularization": trial.suggest_float("regularization", 1.0, 1e3, log=True),
+            "factors": trial.suggest_int("factors", 16, max_factors, log=True),
+            "regularization": trial.suggest_float(
+                "regularization", min_regularization, 1e3, log=True
+            ),
             "alpha": trial.suggest_float("alpha", 0.1, 100.0, log=True),
-            "iterations": trial.suggest_int("iterations", 5, 30),
+            "iterations": trial.suggest_int("iterations", 5, max_iterations),
             "confidence": trial.suggest_categorical("confidence", list(CONFIDENCE_KINDS)),
         }
 
