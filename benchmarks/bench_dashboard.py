@@ -159,7 +159,9 @@ def main() -> None:
         ]
         bare = api_calls(base, item, title, user, models)  # also warms the server's caches
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            browser = p.chromium.launch(
+                executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
             print(f"reference-scale home {home}; models {', '.join(models)} + ss; "
                   f"{args.repeat} warm loads per page\n")  # fmt: skip
             header = f"{'page':<9} {'weight':>9} {'images':>8} {'cold ms':>8} {'warm p50':>9} {'warm max':>9} {'API bare ms':>12}"

@@ -53,7 +53,9 @@ def browser() -> Iterator[Any]:
     except ImportError:
         no_browser("playwright is not installed: pip install -e '.[test]'")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        browser = p.chromium.launch(
+            executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield browser
         browser.close()
 
