@@ -182,7 +182,7 @@ class SSSettings:
     ivfpq_nlist: int = _s(0, "IVF-PQ coarse cells; 0 = about sqrt(products)")
     ivfpq_m: int = _s(0, "IVF-PQ sub-quantizers (bytes per code); 0 = dimensions / 8 (48)")
     ivfpq_nprobe: int = _s(16, "IVF-PQ cells searched per query")
-    ivfpq_rerank: int = _s(10, "IVF-PQ shortlist per hit asked for, re-scored with exact vectors")
+    ivfpq_rerank: int = _s(20, "IVF-PQ shortlist per hit asked for, re-scored with exact vectors")
 
 
 @dataclass
