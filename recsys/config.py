@@ -182,11 +182,22 @@ class TuneSettings:
 class SSSettings:
     fields: list[str] = _s(["title"], "product fields embedded for semantic search")
     batch_size: int = _s(128, "texts per encoder batch")
-    index: str = _s("auto", "FAISS index: auto | flat | hnsw", ("auto", "flat", "hnsw"))
+    index: str = _s(
+        "auto", "FAISS index: auto | flat | hnsw | ivfpq", ("auto", "flat", "hnsw", "ivfpq")
+    )
     hnsw_threshold: int = _s(50000, "auto picks HNSW at or above this many products")
     hnsw_m: int = _s(32, "HNSW graph degree")
     hnsw_ef_construction: int = _s(80, "HNSW build-time search depth")
     hnsw_ef_search: int = _s(64, "HNSW query-time search depth")
+    ivfpq_threshold: int = _s(
+        1_000_000,
+        "auto picks IVF-PQ (compressed, re-ranked exactly) at or above this many products: "
+        "HNSW keeps ~1.8 KB a vector in RAM, IVF-PQ ~60 bytes (docs/SCALING.md)",
+    )
+    ivfpq_nlist: int = _s(0, "IVF-PQ coarse cells; 0 = about sqrt(products)")
+    ivfpq_m: int = _s(0, "IVF-PQ sub-quantizers (bytes per code); 0 = dimensions / 8 (48)")
+    ivfpq_nprobe: int = _s(16, "IVF-PQ cells searched per query")
+    ivfpq_rerank: int = _s(20, "IVF-PQ shortlist per hit asked for, re-scored with exact vectors")
 
 
 @dataclass

@@ -203,3 +203,53 @@ def test_train_ss_rebuilds_a_damaged_live_index(trained_home):
         cli("--home", trained_home, "search", "yoga", "--json")["model_version"]
         == result["version"]
     )
+
+
+def test_auto_picks_ivfpq_above_its_threshold_and_every_search_path_works(
+    trained_home, tmp_path, monkeypatch
+):
+    """IVF-PQ (chosen by auto once the catalog reaches ss.ivfpq_threshold) serves semantic,
+    hybrid, category and filtered search, records its recall, and with every cell probed answers
+    what the flat index answers."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    queries = ("caffeine free pre workout energy drink", "weekly pill organizer", "yoga mat")
+    flat = cli("--home", home, "train", "ss", "--index", "flat", "--force", "--json")
+    assert flat["params"]["index"] == "flat"
+
+    def semantic(query: str) -> dict[str, float]:
+        found = cli("--home", home, "search", query, "--mode", "semantic", "-k", "10", "--json")
+        return {h["item_id"]: h["score"] for h in found["hits"]}
+
+    want = {q: semantic(q) for q in queries}
+    hybrid = {q: hits(home, q, "--mode", "hybrid", "-k", "5") for q in queries}
+
+    monkeypatch.setenv("RECSYS_SS_IVFPQ_THRESHOLD", "1000")  # the catalog has 1,714 products
+    monkeypatch.setenv("RECSYS_SS_IVFPQ_NPROBE", "100000")
+    result = cli("--home", home, "train", "ss", "--force", "--json")
+    assert result["params"]["index"] == "ivfpq" and result["counts"]["newly_encoded"] == 0
+    assert result["metrics"]["ivfpq_recall_at_10"] >= 0.99  # every cell probed
+    assert result["params"]["ivfpq_shape"]["m"] == 48
+    manifest = Registry(home / "models").manifest("ss")
+    assert "vectors.npy" in manifest["files"]
+    for query in queries:  # the same products; scores differ by float16 storage only
+        got = semantic(query)
+        assert got.keys() == want[query].keys()
+        assert all(abs(got[i] - score) < 2e-3 for i, score in want[query].items())
+
+    for query in queries:  # an earlier test may have retitled PRE_WORKOUT: compare with flat
+        assert hits(home, query, "--mode", "hybrid", "-k", "5")[0] == hybrid[query][0]
+    in_category = cli("--home", home, "search", "vitamin", "--category", "Health & Personal Care",
+                      "-k", "7", "--json")["hits"]  # fmt: skip
+    assert len(in_category) == 7
+    assert PRE_WORKOUT not in hits(home, queries[0], "-k", "5", "--exclude", PRE_WORKOUT)
+
+    # the next training reuses IVF-PQ's float16 vectors as its embedding cache
+    monkeypatch.setenv("RECSYS_SS_IVFPQ_NPROBE", "4")
+    again = cli("--home", home, "train", "ss", "--json")
+    assert again["counts"]["reused_from_cache"] == 1714 and not again["skipped"]
+    assert 0 < again["metrics"]["ivfpq_recall_at_10"] <= 1.0
+    monkeypatch.setenv("RECSYS_SS_IVFPQ_THRESHOLD", "2000")  # back under it: flat again
+    assert cli("--home", home, "train", "ss", "--json")["params"]["index"] == "flat"

@@ -28,6 +28,7 @@ class IndexKind(str, Enum):
     auto = "auto"
     flat = "flat"
     hnsw = "hnsw"
+    ivfpq = "ivfpq"
 
 
 @command(app, "search")
@@ -81,7 +82,8 @@ def train_ss_command(
         typer.Option(help="Comma-separated product fields to embed (default: ss.fields = title)."),
     ] = None,
     index: Annotated[
-        IndexKind | None, typer.Option(help="FAISS index: auto | flat | hnsw (default: ss.index).")
+        IndexKind | None,
+        typer.Option(help="FAISS index: auto | flat | hnsw | ivfpq (default: ss.index)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Texts per encoder batch.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -114,6 +116,10 @@ def train_ss_command(
             f"{c['products_embedded']:,} products embedded ({c['newly_encoded']:,} encoded, "
             f"{c['reused_from_cache']:,} from cache, {c['skipped_no_text']:,} without text) "
             f"into a {result.params['index']} index in {result.seconds:.1f}s"
-            + (f"; HNSW recall@10 {result.metrics['hnsw_recall_at_10']}" if result.metrics else ""),
+            + "".join(
+                f"; {name} recall@10 {result.metrics[f'{name}_recall_at_10']}"
+                for name in ("hnsw", "ivfpq")
+                if f"{name}_recall_at_10" in result.metrics
+            ),
             highlight=False,
         )

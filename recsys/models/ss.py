@@ -1,9 +1,11 @@
 """Semantic search model: product texts -> all-MiniLM-L6-v2 embeddings -> a FAISS inner-product index.
 
-Artifacts of a version: `index.faiss` (flat or HNSW; both keep the normalised vectors, which the
-next training reuses as its embedding cache), `item_ids.npy` (row -> item id) and
-`text_hashes.npy` (row -> blake2b of the embedded text: a retrain re-encodes only new or changed
-texts).
+Artifacts of a version: `index.faiss` (flat or HNSW keep the normalised float32 vectors, which the
+next training reuses as its embedding cache; IVF-PQ keeps only ~50-byte codes), `vectors.npy`
+(IVF-PQ only: the vectors as float16, memory-mapped at load; the exact re-ranking reads just the
+shortlisted rows, and the next training reuses them as its cache), `item_ids.npy` (row -> item
+id) and `text_hashes.npy` (row -> blake2b of the embedded text: a retrain re-encodes only new or
+changed texts).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from recsys.errors import InvalidInput
 from recsys.models.encoder import DIMENSIONS, MODEL_NAME
 from recsys.store.categories import flatten
 
+INDEX_KINDS = ("flat", "hnsw", "ivfpq")
+EXACT_VECTORS = "vectors.npy"  # IVF-PQ's re-ranking copy of the vectors (float16)
 TEXT_FIELDS = ("title", "features", "description", "store", "main_category", "categories")
 ENCODE_CHUNK = 4096  # texts per encode() call: progress granularity; the encoder sorts within
 
@@ -88,7 +92,44 @@ def encode_texts(
     return np.concatenate(out) if out else np.zeros((0, DIMENSIONS), dtype=np.float32)
 
 
-def build_index(vectors: np.ndarray, kind: str, m: int, ef_construction: int) -> Any:
+@dataclass(frozen=True)
+class IvfpqShape:
+    """IVF-PQ parameters resolved for one catalog: coarse cells, sub-quantizers (bytes per code
+    at 8 bits), bits per sub-quantizer index and how many vectors train the quantizers."""
+
+    nlist: int
+    m: int
+    nbits: int
+    train_size: int
+
+
+def ivfpq_shape(n: int, dim: int, nlist: int = 0, m: int = 0) -> IvfpqShape:
+    """nlist 0 = about sqrt(n) cells (1,000 at 1M: ~1,000 vectors a cell); m 0 = dim / 8 (48
+    sub-quantizers of 8 dimensions for 384-d, 48 bytes a code). The quantizers train on at most
+    64 vectors per cell (k-means cost grows with sample x cells; faiss asks for >= 39 a cell).
+    Tiny catalogs get fewer bits (k-means needs more points than centroids). Raises InvalidInput
+    when m does not divide dim."""
+    if m <= 0:
+        m = max(1, dim // 8)
+    if dim % m:
+        raise InvalidInput(f"ss.ivfpq_m {m} must divide the vector size {dim}")
+    nlist = nlist if nlist > 0 else int(round(np.sqrt(n)))
+    nlist = max(1, min(nlist, n))
+    train_size = min(n, max(64 * nlist, 16_384))
+    nbits = int(max(1, min(8, np.floor(np.log2(max(train_size, 2))) - 1)))
+    return IvfpqShape(nlist=nlist, m=m, nbits=nbits, train_size=train_size)
+
+
+def build_index(
+    vectors: np.ndarray,
+    kind: str,
+    m: int,
+    ef_construction: int,
+    ivfpq: IvfpqShape | None = None,
+) -> Any:
+    """A FAISS inner-product index over `vectors` ((n, dim) float32, unit rows): exact flat,
+    HNSW (graph degree `m`), or IVF-PQ of shape `ivfpq` (default: ivfpq_shape's), whose
+    quantizers train on a random sample of the catalog."""
     import faiss
 
     dim = vectors.shape[1]
@@ -96,16 +137,32 @@ def build_index(vectors: np.ndarray, kind: str, m: int, ef_construction: int) ->
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
+    elif kind == "ivfpq":
+        shape = ivfpq or ivfpq_shape(len(vectors), dim)
+        coarse = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFPQ(
+            coarse, dim, shape.nlist, shape.m, shape.nbits, faiss.METRIC_INNER_PRODUCT
+        )
+        # small catalogs train on fewer points than faiss likes; the sample is ours to choose
+        index.cp.min_points_per_centroid = 1
+        index.pq.cp.min_points_per_centroid = 1
+        rng = np.random.default_rng(0)
+        sample = rng.choice(len(vectors), size=shape.train_size, replace=False)
+        index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
     else:
         index = faiss.IndexFlatIP(dim)
     index.add(vectors)
     return index
 
 
-def hnsw_recall(
-    index: Any, vectors: np.ndarray, ef_search: int, k: int = 10, sample: int = 1000
+def index_recall(
+    search: Callable[[np.ndarray, int], np.ndarray],
+    vectors: np.ndarray,
+    k: int = 10,
+    sample: int = 1000,
 ) -> float:
-    """Recall@k of the HNSW index against exact search, on sampled catalog vectors as queries.
+    """Recall@k of an approximate search against exact search, on sampled catalog vectors as
+    queries. `search(queries, k)` returns the (queries, k) rows found, -1 for padding.
 
     FAISS pads a result list shorter than k with -1 (a catalog of fewer than k products): padding
     is neither a hit nor a miss, so each query counts against its real neighbours only."""
@@ -113,14 +170,48 @@ def hnsw_recall(
 
     rng = np.random.default_rng(0)
     queries = vectors[rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)]
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, truth = exact.search(queries, k)
-    index.hnsw.efSearch = ef_search
-    _, found = index.search(queries, k)
+    # brute force straight on the array: an IndexFlatIP would copy the whole catalog
+    _, truth = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    found = search(queries, k)
     hits = sum(len(set(t[t >= 0]) & set(f[f >= 0])) for t, f in zip(truth, found, strict=True))
     expected = int((truth >= 0).sum())
     return round(hits / expected, 4) if expected else 1.0
+
+
+def hnsw_recall(
+    index: Any, vectors: np.ndarray, ef_search: int, k: int = 10, sample: int = 1000
+) -> float:
+    """Recall@k of the HNSW index at `ef_search` against exact search (see index_recall)."""
+    index.hnsw.efSearch = ef_search
+    return index_recall(lambda q, kk: index.search(q, kk)[1], vectors, k, sample)
+
+
+def reranked_search(
+    index: Any, exact: np.ndarray, queries: np.ndarray, k: int, rerank: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows), each (queries, k), best first, -inf / -1 padded: the approximate index's
+    best max(k, rerank * k) rows re-scored by their exact vectors `exact` ((n, dim), any float
+    dtype, typically a float16 memory map: only the shortlisted rows are read)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    shortlist = min(index.ntotal, max(k, rerank * k))
+    _, found = index.search(queries, shortlist)
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    rows = np.full((len(queries), k), -1, dtype=np.int64)
+    for q, candidates in enumerate(found):
+        candidates = np.sort(candidates[candidates >= 0])  # ascending: fewer, forward page reads
+        exact_scores = np.asarray(exact[candidates], dtype=np.float32) @ queries[q]
+        best = np.argsort(-exact_scores, kind="stable")[:k]
+        scores[q, : len(best)] = exact_scores[best]
+        rows[q, : len(best)] = candidates[best]
+    return scores, rows
+
+
+def ivfpq_recall(
+    index: Any, exact: np.ndarray, vectors: np.ndarray, nprobe: int, rerank: int, k: int = 10
+) -> float:
+    """Recall@k of IVF-PQ at `nprobe` after the exact re-ranking (see index_recall)."""
+    index.nprobe = nprobe
+    return index_recall(lambda q, kk: reranked_search(index, exact, q, kk, rerank)[1], vectors, k)
 
 
 def read_previous(
@@ -133,13 +224,15 @@ def read_previous(
     params = manifest.get("params", {})
     if params.get("model") != MODEL_NAME or params.get("precision", "fp32") != precision:
         return None
-    index = faiss.read_index(str(folder / "index.faiss"))
     hashes = np.load(folder / "text_hashes.npy", allow_pickle=False)
+    if (folder / EXACT_VECTORS).exists():  # IVF-PQ: its codes are lossy, the float16 copy is not
+        return hashes, np.load(folder / EXACT_VECTORS, allow_pickle=False).astype(np.float32)
+    index = faiss.read_index(str(folder / "index.faiss"))
     return hashes, index.reconstruct_n(0, index.ntotal)
 
 
 class SemanticIndex:
-    """A loaded version: FAISS index + row -> item id."""
+    """A loaded version: FAISS index + row -> item id (+ IVF-PQ's memory-mapped exact vectors)."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any]):
         import faiss
@@ -147,11 +240,19 @@ class SemanticIndex:
         # per thread: later faiss work of the loading thread (the refresher) stays on one core
         faiss.omp_set_num_threads(1)
         self.version: str = manifest["version"]
+        params = manifest["params"]
         # queries must be encoded as the catalog was (versions before it existed are fp32)
-        self.precision: str = manifest["params"].get("precision", "fp32")
-        self.index: Any = cast(Any, faiss.read_index(str(folder / "index.faiss")))  # flat|HNSW
-        if manifest["params"]["index"] == "hnsw":
-            self.index.hnsw.efSearch = int(manifest["params"]["hnsw_ef_search"])
+        self.precision: str = params.get("precision", "fp32")
+        self.index: Any = cast(Any, faiss.read_index(str(folder / "index.faiss")))
+        self.exact: np.ndarray | None = None  # IVF-PQ only
+        self.rerank = 1
+        if params["index"] == "hnsw":
+            self.index.hnsw.efSearch = int(params["hnsw_ef_search"])
+        elif params["index"] == "ivfpq":
+            self.index.nprobe = int(params["ivfpq_nprobe"])
+            self.rerank = int(params["ivfpq_rerank"])
+            # the page cache holds the rows queries touch, shared by every worker of the host
+            self.exact = np.load(folder / EXACT_VECTORS, mmap_mode="r", allow_pickle=False)
         self.item_ids = np.load(folder / "item_ids.npy", allow_pickle=False)
         self._rows: dict[str, int] | None = None  # item id -> row, built on first neighbours()
 
@@ -159,7 +260,11 @@ class SemanticIndex:
         k = min(k, self.index.ntotal)
         if k <= 0:
             return []
-        scores, rows = self.index.search(vector.reshape(1, -1).astype(np.float32), k)
+        query = vector.reshape(1, -1).astype(np.float32)
+        if self.exact is None:
+            scores, rows = self.index.search(query, k)
+        else:
+            scores, rows = reranked_search(self.index, self.exact, query, k, self.rerank)
         return [
             (str(self.item_ids[r]), float(s))
             for r, s in zip(rows[0], scores[0], strict=True)
@@ -179,5 +284,8 @@ class SemanticIndex:
         row = self.row_of(item_id)
         if row is None:
             return []
-        vector = self.index.reconstruct(int(row))
+        if self.exact is not None:
+            vector = np.asarray(self.exact[row], dtype=np.float32)
+        else:
+            vector = self.index.reconstruct(int(row))
         return [(i, s) for i, s in self.search(vector, k + 1) if i != item_id][:k]

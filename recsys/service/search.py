@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from sqlalchemy import func, select
 
-from recsys.config import Settings
+from recsys.config import Settings, SSSettings
 from recsys.errors import IntegrityError, InvalidInput
 from recsys.models.registry import Registry
 from recsys.schemas import SearchResults, TrainResult
@@ -58,8 +59,8 @@ def train_ss(
     cfg = settings.ss
     chosen_fields = ss.check_fields(fields or cfg.fields)
     index_kind = index or cfg.index
-    if index_kind not in ("auto", "flat", "hnsw"):
-        raise InvalidInput(f"--index {index_kind}: use auto, flat or hnsw")
+    if index_kind not in ("auto", *ss.INDEX_KINDS):
+        raise InvalidInput(f"--index {index_kind}: use auto, flat, hnsw or ivfpq")
     if precision not in PRECISIONS:
         raise InvalidInput(f"encoder precision {precision!r}: use {' or '.join(PRECISIONS)}")
     params = {
@@ -67,7 +68,12 @@ def train_ss(
         "index_requested": index_kind,
         "hnsw_threshold": cfg.hnsw_threshold, "hnsw_m": cfg.hnsw_m,
         "hnsw_ef_construction": cfg.hnsw_ef_construction, "hnsw_ef_search": cfg.hnsw_ef_search,
+        "ivfpq_threshold": cfg.ivfpq_threshold, "ivfpq_nlist": cfg.ivfpq_nlist,
+        "ivfpq_m": cfg.ivfpq_m, "ivfpq_nprobe": cfg.ivfpq_nprobe, "ivfpq_rerank": cfg.ivfpq_rerank,
     }  # fmt: skip
+    for name, value in (("ivfpq_nprobe", cfg.ivfpq_nprobe), ("ivfpq_rerank", cfg.ivfpq_rerank)):
+        if value < 1:
+            raise InvalidInput(f"ss.{name} must be at least 1, got {value}")
     registry = Registry(settings.models_dir)
     fingerprint = _fingerprint(settings)
     current = registry.current("ss")
@@ -102,16 +108,21 @@ def train_ss(
         plan.vectors[plan.to_encode] = ss.encode_texts(model, todo, cfg.batch_size, on_progress)
     encode_seconds = time.perf_counter() - t_encode
 
-    kind = (
-        index_kind
-        if index_kind != "auto"
-        else ("hnsw" if len(texts) >= cfg.hnsw_threshold else "flat")
-    )
+    kind = index_kind if index_kind != "auto" else auto_index(len(texts), cfg)
     t_index = time.perf_counter()
-    faiss_index = ss.build_index(plan.vectors, kind, cfg.hnsw_m, cfg.hnsw_ef_construction)
+    shape = None
+    exact: np.ndarray | None = None
     metrics: dict[str, object] = {}
+    if kind == "ivfpq":
+        shape = ss.ivfpq_shape(len(texts), DIMENSIONS, cfg.ivfpq_nlist, cfg.ivfpq_m)
+        exact = plan.vectors.astype(np.float16)  # what the served version re-ranks with
+    faiss_index = ss.build_index(plan.vectors, kind, cfg.hnsw_m, cfg.hnsw_ef_construction, shape)
     if kind == "hnsw":
         metrics["hnsw_recall_at_10"] = ss.hnsw_recall(faiss_index, plan.vectors, cfg.hnsw_ef_search)
+    elif exact is not None:
+        metrics["ivfpq_recall_at_10"] = ss.ivfpq_recall(
+            faiss_index, exact, plan.vectors, cfg.ivfpq_nprobe, cfg.ivfpq_rerank
+        )
     index_seconds = time.perf_counter() - t_index
     counts = {
         "products_embedded": len(texts), "skipped_no_text": skipped,
@@ -125,8 +136,11 @@ def train_ss(
         faiss.write_index(faiss_index, str(folder / "index.faiss"))
         np.save(folder / "item_ids.npy", np.array(item_ids), allow_pickle=False)
         np.save(folder / "text_hashes.npy", hashes, allow_pickle=False)
+        if exact is not None:
+            np.save(folder / ss.EXACT_VECTORS, exact, allow_pickle=False)
+        resolved = {} if shape is None else {"ivfpq_shape": dataclasses.asdict(shape)}
         return {
-            "params": {**params, "index": kind},
+            "params": {**params, "index": kind, **resolved},
             "fingerprint": fingerprint,
             "counts": counts,
             "metrics": metrics,
@@ -146,6 +160,16 @@ def train_ss(
         seconds=round(time.perf_counter() - started, 3), counts=counts,
         params=manifest["params"], metrics=metrics, timings=manifest["durations"],
     )  # fmt: skip
+
+
+def auto_index(products: int, cfg: SSSettings) -> str:
+    """The index `auto` picks for a catalog size: exact flat search below ss.hnsw_threshold
+    (a scan of 50K x 384 floats is ~2 ms), HNSW up to ss.ivfpq_threshold (best recall and
+    latency, but it keeps the float32 vectors plus its graph in RAM: ~1.8 KB a product), IVF-PQ
+    above (~60 bytes a product in RAM; the exact vectors for re-ranking stay on disk)."""
+    if products >= cfg.ivfpq_threshold:
+        return "ivfpq"
+    return "hnsw" if products >= cfg.hnsw_threshold else "flat"
 
 
 def _encode_threads() -> int:
