@@ -252,21 +252,22 @@ class ItemItemRecommender(Recommender):
     """Models whose answers come from one item x item weight matrix W: a user's score of item j
     is sum_i w_i W[i, j] over the user's items i (weights 1: implicit feedback), and the items
     most like i are row i of W. EASE keeps W dense over its kept items, item-kNN and RP3beta keep
-    it sparse (top neighbours per item). Subclasses provide `_rows(items) -> dense rows` (for
+    it sparse (top neighbours per item). Subclasses provide `_block(items, picks)` (for
     explanations) and `similar` / `user_scores` in their own storage."""
 
     def weights(self, ratings: np.ndarray) -> np.ndarray:
         return np.ones(len(ratings), dtype=np.float32)
 
     @abstractmethod
-    def _rows(self, items: np.ndarray) -> np.ndarray:
-        """Dense float32 rows W[items, :] (len(items) x n_items); zero rows for unknown items."""
+    def _block(self, items: np.ndarray, picks: np.ndarray) -> np.ndarray:
+        """Dense float32 W[items][:, picks] (len(items) x len(picks)), zero where W holds no
+        weight. Only this block: whole rows of a heavy user cost 100 MB at 90K items."""
 
     def contributions(
         self, items: np.ndarray, ratings: np.ndarray, picks: np.ndarray
     ) -> np.ndarray:
-        rows = self._rows(items)[:, picks].T.astype(np.float64)  # picks x user items
-        return rows * self.weights(ratings)
+        block = self._block(items, picks).T.astype(np.float64)  # picks x user items
+        return block * self.weights(ratings)
 
 
 class SparseItemItem(ItemItemRecommender):
@@ -290,8 +291,8 @@ class SparseItemItem(ItemItemRecommender):
             np.bincount(self.sim_indices, minlength=self.n_items) > 0
         )
 
-    def _rows(self, items: np.ndarray) -> np.ndarray:
-        return self.similarity[items].toarray()
+    def _block(self, items: np.ndarray, picks: np.ndarray) -> np.ndarray:
+        return self.similarity[items][:, picks].toarray()
 
     def user_scores(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         # A sparse vector-matrix product touches only the user's rows: ~0.1 ms at 90K items.

@@ -114,13 +114,15 @@ class EASEModel(ItemItemRecommender):
             f"items (ease.max_items), and {self.item_id_list(np.array([item]))[0]!r} is not one"
         )
 
-    def _rows(self, items: np.ndarray) -> np.ndarray:
-        rows = np.zeros((len(items), self.n_items), dtype=np.float32)
-        pos = self.position[items]
-        inside = pos >= 0
-        if inside.any():
-            rows[np.ix_(np.flatnonzero(inside), self.ease_items)] = self.ease_weights[pos[inside]]
-        return rows
+    def _block(self, items: np.ndarray, picks: np.ndarray) -> np.ndarray:
+        block = np.zeros((len(items), len(picks)), dtype=np.float32)
+        rows, cols = self.position[items], self.position[picks]  # -1: outside the kept items
+        inside_rows, inside_cols = np.flatnonzero(rows >= 0), np.flatnonzero(cols >= 0)
+        if len(inside_rows) and len(inside_cols):
+            block[np.ix_(inside_rows, inside_cols)] = self.ease_weights[
+                np.ix_(rows[inside_rows], cols[inside_cols])
+            ]
+        return block
 
     def similar(
         self, item: int, n: int, allowed: np.ndarray | None = None
