@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import timed
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -84,14 +86,7 @@ def loaded_bytes(path: Path) -> int:
 
 
 def latency(search, queries: np.ndarray) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    for q in queries[:20]:
-        search(q)  # warm-up
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        search(q)
-        times.append(time.perf_counter() - t)
-    ms = np.array(times) * 1000
+    ms = np.array(timed(search, queries, warmup=20)) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 

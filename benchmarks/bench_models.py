@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import mb, reference_sample, run_cli  # noqa: E402
+from common import mb, reference_sample, run_cli, timed  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MOVIELENS = SHARED / "movielens-ml-latest-small"
@@ -117,17 +117,6 @@ def rss() -> int:
 def percentiles(samples: list[float]) -> str:
     ms = np.array(samples) * 1000
     return f"p50 {np.percentile(ms, 50):6.3f} ms  p99 {np.percentile(ms, 99):6.3f} ms"
-
-
-def timed(fn, inputs) -> list[float]:  # type: ignore[no-untyped-def]
-    for x in inputs[:50]:
-        fn(x)  # warm-up
-    out = []
-    for x in inputs:
-        t = time.perf_counter()
-        fn(x)
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def scale(args: argparse.Namespace) -> None:

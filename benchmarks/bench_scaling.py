@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REFERENCE, run_cli  # noqa: E402
+from common import REFERENCE, run_cli, timed  # noqa: E402
 
 MEASURE = Path(__file__).resolve()
 
@@ -98,16 +98,6 @@ def measure_child(home: Path, queries: int, table_max_items: int) -> dict:
 
     items = [text(model.item_ids[i]) for i in rng.choice(np.flatnonzero(model.known), queries)]
     users = [text(model.user_ids[u]) for u in rng.choice(len(model.user_ids), queries)]
-
-    def timed(fn, inputs) -> list[float]:  # type: ignore[no-untyped-def]
-        for x in inputs[:50]:
-            fn(x)
-        samples = []
-        for x in inputs:
-            t = time.perf_counter()
-            fn(x)
-            samples.append(time.perf_counter() - t)
-        return samples
 
     for name, fn, inputs in (
         ("similar", lambda i: similar_items(settings, i, 10), items),

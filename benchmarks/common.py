@@ -14,6 +14,18 @@ REFERENCE = {"users": 1_700_000, "items": 90_000, "ratings": 2_000_000, "product
 RECSYS = [sys.executable, "-m", "recsys"]
 
 
+def timed(fn, inputs, warmup: int = 50) -> list[float]:  # type: ignore[no-untyped-def]
+    """Seconds of fn(x) for each x of `inputs`, after `warmup` untimed calls."""
+    for x in inputs[:warmup]:
+        fn(x)
+    samples = []
+    for x in inputs:
+        t = time.perf_counter()
+        fn(x)
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
 def reference_sample(data: Path, seed: int = 42) -> tuple[Path, Path]:
     """The gzipped reference-scale sample in `data`, generated once and reused."""
     reviews, meta = data / "reviews.jsonl.gz", data / "meta.jsonl.gz"
