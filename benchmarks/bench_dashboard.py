@@ -99,7 +99,7 @@ def api_calls(base: str, item: str, title: str, user: str, models: list[str]) ->
     return out
 
 
-def measure_page(browser, base: str, route: str, selectors: list[str], cold: bool, context=None):
+def measure_page(browser, base: str, route: str, selectors: list[str], context=None):
     """(ms to the last of `selectors` first appearing, bytes without product images, image bytes)."""
     own = context is None
     context = context or browser.new_context(viewport={"width": 1280, "height": 900})
@@ -168,10 +168,10 @@ def main() -> None:
             print(header)
             print("-" * len(header))
             for name, (route, selectors) in pages(item, title, user).items():
-                cold, weight, image_bytes = measure_page(browser, base, route, selectors, cold=True)
+                cold, weight, image_bytes = measure_page(browser, base, route, selectors)
                 context = browser.new_context(viewport={"width": 1280, "height": 900})
                 warm = [
-                    measure_page(browser, base, route, selectors, cold=False, context=context)[0]
+                    measure_page(browser, base, route, selectors, context=context)[0]
                     for _ in range(args.repeat)
                 ]
                 context.close()

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -33,14 +34,14 @@ aria-label="no image"><rect width="160" height="160" fill="#eef0f3"/><path d="M4
 18 22 12-14 18 22z" fill="#c5cad3"/><circle cx="104" cy="58" r="10" fill="#c5cad3"/></svg>"""
 
 _failed: dict[str, float] = {}  # url -> when fetching it last failed (monotonic seconds)
-_lock = threading.Lock()
 
 
-class Image:
+class Image(NamedTuple):
     """Bytes to send, their media type, and why a placeholder was sent (None: the image)."""
 
-    def __init__(self, content: bytes, media_type: str, placeholder: str | None = None):
-        self.content, self.media_type, self.placeholder = content, media_type, placeholder
+    content: bytes
+    media_type: str
+    placeholder: str | None = None
 
 
 def product_image(settings: Settings, item_id: str) -> Image:
@@ -72,8 +73,7 @@ def product_image(settings: Settings, item_id: str) -> Image:
         return Image(PLACEHOLDER, PLACEHOLDER_TYPE, "unavailable")
     fetched = _fetch(url, settings.server.image_timeout_seconds)
     if fetched is None:
-        with _lock:
-            _failed[url] = time.monotonic()
+        _failed[url] = time.monotonic()  # one dict store: atomic, no lock needed
         return Image(PLACEHOLDER, PLACEHOLDER_TYPE, "unavailable")
     content, media_type = fetched
     _keep(folder / f"{key}.{TYPES[media_type]}", content)

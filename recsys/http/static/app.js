@@ -174,7 +174,7 @@ function card(line, extra) {
 
 function because(line) {
   return line.because && line.because.length
-    ? el("span", { class: "because" }, `because you rated ${line.because.slice(0, 2).join(", ")}`)
+    ? el("span", { class: "meta because" }, `because you rated ${line.because.slice(0, 2).join(", ")}`)
     : null;
 }
 
@@ -186,7 +186,7 @@ function recommendationColumn(title, recs) {
         `score ${fmt.num(line.score)}`,
         line.model && line.model !== recs.model ? ` · from ${line.model}` : "",
         line.price !== null && line.price !== undefined ? ` · ${fmt.price(line.price)}` : ""),
-      line.because && line.because.length ? el("span", { class: "meta because" }, `because you rated ${line.because.slice(0, 2).join(", ")}`) : null)));
+      because(line))));
   return [
     el("h3", {}, title, " ", el("span", { class: "tag" }, recs.model_version || "")),
     recs.items.length ? list : el("p", { class: "muted" }, "nothing to show"),
@@ -557,8 +557,8 @@ async function render() {
   delete main.dataset.state;
   const route = routes.find(([pattern]) => pattern.test(path));
   for (const link of document.querySelectorAll("[data-nav]")) {
-    link.toggleAttribute("aria-current", route && link.dataset.nav === route[1]);
     if (route && link.dataset.nav === route[1]) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
   if (!route) {
     main.append(el("h1", {}, "Not found"), el("p", {}, el("a", { href: "#/" }, "Back to the overview")));
