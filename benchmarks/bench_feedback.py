@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -212,6 +213,13 @@ def paced_writer(
     )
 
 
+def paced_writer_process(url: str, events: list[dict], rate: float, stop, results) -> None:
+    """paced_writer in a process of its own; puts its stats on `results`."""
+    out: dict = {}
+    paced_writer(url, events, rate, stop, out)
+    results.put(out)
+
+
 def next_answer_reflects(url: str, users: list[str], calls: int = 20) -> str:
     """For `calls` users: the top pick, a feedback event for it, then the very next answer."""
     ok = 0
@@ -260,15 +268,20 @@ def measure(label: str, home: Path, db: list[str], seconds: float) -> None:
             f"bare {label} single-row transactions: {bare_1:,.0f} events/s"
         )
         for path, (lat_idle, fail_idle) in idle.items():
-            stop, stats = threading.Event(), {}
-            writer = threading.Thread(
-                target=paced_writer, args=(url, events[50_000:], 200.0, stop, stats)
+            # The writer is a process of its own: threads beside the reader would make the reader
+            # wait for this client's GIL, and that wait is not the server's.
+            context = multiprocessing.get_context("spawn")
+            stop, results = context.Event(), context.Queue()
+            writer = context.Process(
+                target=paced_writer_process, args=(url, events[50_000:60_000], 200.0, stop, results)
             )
             writer.start()
             try:
+                time.sleep(1.0)  # the writer's interpreter and connections are up
                 lat_busy, fail_busy = reads(url, path, users, seconds)
             finally:
                 stop.set()
+                stats = results.get(timeout=60)
                 writer.join()
             rate = stats["sent"] / stats["seconds"]
             print(

@@ -221,6 +221,11 @@ def test_feedback_and_items_write_on_every_backend(db_url, tmp_path):
     again = service.record_feedback(settings, [{"user_id": "u", "item_id": "a", "rating": 4,
                                                 "timestamp": 20}])  # fmt: skip
     assert (again.inserted, again.updated) == (0, 0)
+    # the revision `train` and the caches compare moves once per call that changed something
+    revision = "select value from recsys_meta where key = 'ratings_revision'"
+    assert rows(db_url, revision) == [("1",)]
+    service.record_feedback(settings, [{"user_id": "u", "item_id": "c"}])
+    assert rows(db_url, revision) == [("2",)]
     items = service.upsert_items(settings, [{"item_id": "a", "title": "Alpha", "price": 2.5,
                                              "categories": ["X", "Y"]}])  # fmt: skip
     assert items.inserted == 1

