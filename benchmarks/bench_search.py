@@ -76,6 +76,7 @@ def percentile(values: list[float], q: float) -> float:
 NO_PRIOR = {
     "search.popularity_weight_semantic": 0.0,
     "search.popularity_weight_keyword": 0.0,
+    "search.popularity_weight_hybrid": 0.0,
     "search.placeholder_patterns": [],
 }
 COLUMNS = {

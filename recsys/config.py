@@ -203,12 +203,16 @@ class SSSettings:
 @dataclass
 class SearchSettings:
     mode: str = _s(
-        "semantic",
+        "hybrid",
         "default search mode: semantic | keyword | hybrid (README: why)",
         ("semantic", "keyword", "hybrid"),
     )
     max_query_chars: int = _s(512, "longer queries are rejected")
-    rrf_k: int = _s(60, "reciprocal rank fusion constant")
+    hybrid_semantic_weight: float = _s(
+        0.5,
+        "hybrid: share of semantic relevance in the blend of the two pools' min-max normalised "
+        "cosine and bm25 (0..1; the rest is keyword's)",
+    )
     filter_pool_factor: int = _s(
         50, "with exclude/categories/price filters, rank this many candidates per hit asked for"
     )
@@ -222,8 +226,11 @@ class SearchSettings:
     )
     popularity_weight_keyword: float = _s(
         0.3,
-        "weight of the popularity prior added to keyword relevance (bm25 / the best one); hybrid "
-        "fuses the two lists after each was re-ordered with its weight",
+        "weight of the popularity prior added to keyword relevance (bm25 / the best one)",
+    )
+    popularity_weight_hybrid: float = _s(
+        0.2,
+        "weight of the popularity prior added to hybrid's blend of semantic and keyword relevance",
     )
     placeholder_patterns: list[str] = _s(
         [r"\bconfiguration asin\b", r"\btest (listing|product|item|asin)\b",
@@ -448,6 +455,12 @@ def _check_ranges(settings: Settings) -> None:
         raise ConfigError(
             f"{settings.sources['feedback.default_rating']}: setting 'feedback.default_rating' "
             f"must be finite (got {feedback.default_rating})"
+        )
+    share = settings.search.hybrid_semantic_weight
+    if not (math.isfinite(share) and 0 <= share <= 1):
+        raise ConfigError(
+            f"{settings.sources['search.hybrid_semantic_weight']}: setting "
+            f"'search.hybrid_semantic_weight' must be within 0..1 (got {share})"
         )
     timeout = settings.server.image_timeout_seconds
     if not (math.isfinite(timeout) and timeout > 0):

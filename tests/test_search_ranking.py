@@ -136,3 +136,56 @@ def test_keyword_category_filter_on_both_backends(tmp_path, db_url):
             assert items[0] == "B00AR51Y5I" and items[-1] in ("B00YD567IW", "B00MV9F2QU")
         else:
             assert items == ["B0092JXEJY", "B0741VYPQM"], category
+
+
+# ---- hybrid: the default mode ----------------------------------------------------------------
+def test_convex_fusion_blends_min_max_normalised_pools():
+    from importlib import import_module
+
+    convex_fusion = import_module("recsys.service.search").convex_fusion
+    semantic = [("a", 0.8), ("b", 0.6), ("c", 0.4)]  # cosines
+    keyword = [("b", 12.0), ("d", 3.0)]  # bm25
+    fused = dict(convex_fusion(semantic, keyword, 0.5))
+    # a: semantic 1, keyword absent (0); b: semantic 0.5, keyword 1; c: 0 and 0; d: 0 and 0
+    assert fused == pytest.approx({"a": 0.5, "b": 0.75, "c": 0.0, "d": 0.0})
+    assert [i for i, _ in convex_fusion(semantic, keyword, 0.5)] == ["b", "a", "c", "d"]
+    assert convex_fusion(semantic, keyword, 1.0)[0] == ("a", 1.0)  # semantic alone
+    # no title holds a query term: the semantic pool counts alone, whatever the share
+    alone = convex_fusion(semantic, [], 0.5)
+    assert [i for i, _ in alone] == ["a", "b", "c"]
+    assert [s for _, s in alone] == pytest.approx([1.0, 0.5, 0.0])
+    assert convex_fusion([], keyword, 0.5) == [("b", 1.0), ("d", 0.0)]
+    assert convex_fusion([("x", 0.3), ("y", 0.3)], [], 0.5) == [("x", 1.0), ("y", 1.0)]
+
+
+# MovieLens titles: remakes share a title and differ by year; the much better-known film is meant.
+FILMS = [
+    (2916, "Total Recall (1990)", "Action|Adventure|Sci-Fi|Thriller", 40),
+    (95875, "Total Recall (2012)", "Action|Sci-Fi|Thriller", 3),
+    (2288, "Thing, The (1982)", "Action|Horror|Sci-Fi|Thriller", 30),
+    (90345, "Thing, The (2011)", "Horror|Mystery|Sci-Fi|Thriller", 2),
+    (2985, "RoboCop (1987)", "Action|Crime|Drama|Sci-Fi|Thriller", 35),
+    (108945, "RoboCop (2014)", "Action|Crime|Sci-Fi|IMAX", 2),
+    (8870, "Forgotten, The (2004)", "Drama|Mystery|Sci-Fi|Thriller", 5),
+    (6012, "Guy Thing, A (2003)", "Comedy|Romance", 4),
+]
+
+
+def test_default_search_finds_the_better_known_of_films_sharing_a_title(tmp_path):
+    movies = tmp_path / "movies.csv"
+    movies.write_text("movieId,title,genres\n" + "".join(
+        f'{item},"{title}",{genres}\n' for item, title, genres, _ in FILMS
+    ))  # fmt: skip
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{item},4.0,{1500000000 + u}\n" for item, _, _, n in FILMS for u in range(n)
+    ))  # fmt: skip
+    home = tmp_path / "home"
+    cli("--home", home, "ingest", movies, "--map", "item=movieId", "--map", "title=title",
+        "--map", "category=genres", "-q")  # fmt: skip
+    cli("--home", home, "ingest", ratings, "--map", "user=userId", "--map", "item=movieId", "-q")
+    cli("--home", home, "train", "ss", "-q")
+    for query, meant in [("total recall", "2916"), ("the thing", "2288"), ("robocop", "2985")]:
+        result = cli("--home", home, "search", query, "--json")  # the default mode: hybrid
+        assert result["mode"] == "hybrid"
+        assert result["hits"][0]["item_id"] == meant, (query, result["hits"][:3])
