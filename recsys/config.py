@@ -213,6 +213,11 @@ class SearchSettings:
         "hybrid: share of semantic relevance in the blend of the two pools' min-max normalised "
         "cosine and bm25 (0..1; the rest is keyword's)",
     )
+    keyword_common_docs: int = _s(
+        1000,
+        "keyword search (SQLite): a query term held by more products than this only scores "
+        "products that hold a rarer term of the query, as Lucene's common-terms query; 0: off",
+    )
     filter_pool_factor: int = _s(
         50, "with exclude/categories/price filters, rank this many candidates per hit asked for"
     )

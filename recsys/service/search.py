@@ -261,7 +261,7 @@ def search(
     if filters:  # the filters drop candidates after relevance ranking: rank more of them
         pool = max(pool, settings.search.filter_pool_factor * k)
     if mode == "keyword":
-        lists, version = [keyword_search(engine, query, pool, names)], None
+        lists, version = [_keyword(settings, engine, query, pool, names)], None
     else:
         from recsys.models.encoder import query_encoder
         from recsys.models.ss import SemanticIndex
@@ -270,7 +270,7 @@ def search(
         index = loaded(settings, "ss", SemanticIndex)  # NotTrained before any work
         # The encoder threads encode the query while the keyword query (hybrid) runs here.
         pending = query_encoder(index.model.precision).submit([query])
-        keyword = keyword_search(engine, query, pool, names) if mode == "hybrid" else None
+        keyword = _keyword(settings, engine, query, pool, names) if mode == "hybrid" else None
         semantic = _nearest(settings, index.model, pending.result()[0], pool, names)
         lists = [semantic] if keyword is None else [semantic, keyword]
         version = index.version
@@ -284,6 +284,10 @@ def search(
     if filters and len(hits) < k:
         message = f"only {len(hits)} of the best {pool} matches pass the filters"
     return SearchResults(query=query, mode=mode, model_version=version, hits=hits, message=message)
+
+
+def _keyword(settings: Settings, engine, query: str, pool: int, names) -> list[tuple[str, float]]:
+    return keyword_search(engine, query, pool, names, settings.search.keyword_common_docs)
 
 
 def _with_prior(settings: Settings, engine, mode: str, lists, catalog):
