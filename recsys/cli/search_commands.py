@@ -36,16 +36,19 @@ def search_command(
     query: Annotated[str, typer.Argument(help="What the shopper typed.")],
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Number of hits.")] = 10,
     mode: Annotated[
-        Mode | None, typer.Option(help="semantic | keyword | hybrid (default: search.mode).")
+        Mode | None,
+        typer.Option(help="hybrid | semantic | keyword (default: search.mode, hybrid)."),
     ] = None,
-    category: Annotated[str | None, typer.Option(help="Only this main category.")] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Only products of this category (main or listed; any case).")
+    ] = None,
     exclude: ExcludeOpt = None,
     categories: CategoriesOpt = None,
     price_min: PriceMinOpt = None,
     price_max: PriceMaxOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search the catalog: embeddings (semantic), full-text (keyword), or both fused (hybrid)."""
+    """Search the catalog: embeddings (semantic), full-text (keyword), or both blended (hybrid)."""
     from recsys.service.search import search
 
     results = search(
