@@ -15,7 +15,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own data home and no stray RECSYS_* settings or config file."""
     for name in list(os.environ):
         if name.startswith("RECSYS_"):
@@ -31,7 +31,10 @@ def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     models.clear()
     catalog_cache.clear()
     counts.clear()
-    return home
+    yield home
+    import gc
+
+    gc.unfreeze()  # a server state of the test froze what was alive (state.freeze_long_lived)
 
 
 @pytest.fixture(scope="session")

@@ -73,3 +73,24 @@ def test_items_without_a_catalog_row_are_remembered_until_the_next_reload(tmp_pa
         assert len(queries) == 1  # Y asked again after the reload, X from the snapshot
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def test_no_garbage_collection_while_a_snapshot_is_built(tmp_path, monkeypatch):
+    """Its many new objects set off full collections that stall every request thread."""
+    import gc
+
+    meta = tmp_path / "meta.jsonl"
+    _meta(meta, {"A": "Red kite", "B": "Blue kite"})
+    cli("ingest", meta, "-q")
+    snapshot = catalog_cache.enable(engine_for(load_settings()))
+    seen = []
+    real_dict = dict
+
+    def recording_dict(*args, **kwargs):  # the snapshot's rows are built with dict(zip(...))
+        seen.append(gc.isenabled())
+        return real_dict(*args, **kwargs)
+
+    monkeypatch.setattr(catalog_cache, "dict", recording_dict, raising=False)
+    assert gc.isenabled()
+    assert snapshot.refresh()
+    assert seen == [False, False] and gc.isenabled()  # paused for the build, on again after

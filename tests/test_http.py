@@ -580,6 +580,40 @@ def test_serving_indexes_that_fail_to_build_are_tried_once(home, monkeypatch, ca
     assert service.similar_items(settings, item, n=5).items
 
 
+def test_the_refresher_freezes_what_it_loaded_out_of_the_cyclic_gc(tmp_path, monkeypatch):
+    """A full collection over the catalog snapshot stalled every request for 100-250 ms: what a
+    refresher round loads is frozen (after a collection when a model version changed)."""
+    from recsys.server import state as server_state
+
+    home = build_home(tmp_path)
+    settings = make_settings(home)
+    calls: list[dict] = []
+    monkeypatch.setattr(server_state, "freeze_long_lived", lambda **kw: calls.append(kw))
+    state = server_state.ServerState(settings)
+    state.refresh_now()  # the first round loads the catalog snapshot and the model
+    assert calls == [{"collect_first": True}]
+    state.refresh_now()  # nothing changed: nothing to freeze
+    assert len(calls) == 1
+    service.upsert_items(settings, [{"item_id": "NEW1", "title": "A new product"}])
+    state.refresh_now()  # the catalog moved, the models did not
+    assert calls[-1] == {"collect_first": False}
+    service.train(settings, "als", force=True)
+    state.refresh_now()
+    assert calls[-1] == {"collect_first": True}
+
+
+def test_freezing_moves_live_objects_to_the_permanent_generation():
+    import gc
+
+    from recsys.server.state import freeze_long_lived
+
+    try:
+        freeze_long_lived(collect_first=True)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_recommendations_routes_answer_with_any_trained_model(tmp_path):
     """/recommendations/* take a `model`; each answer names it, and the seed's /matrix_factor/*
     keeps answering with ALS whatever recommend.model says."""
