@@ -94,7 +94,7 @@ def keyword_search(
         params["categories"] = names if postgres else json.dumps(names)
         where_category = "AND " + sql_condition(engine.dialect.name)
     if postgres:
-        # quoted terms: no tsquery / FTS5 query syntax reaches the engine
+        # quoted terms: no tsquery syntax reaches the engine
         params["q"] = " | ".join(f"'{t}'" for t in terms)
         sql = f"""
             SELECT p.item_id, ts_rank({_PG_DOCUMENT}, to_tsquery('english', :q)) AS score
@@ -155,8 +155,7 @@ def _sqlite_matches(conn: Connection, terms: list[str], common_docs: int) -> lis
     through, so the pool is as full as the OR query's (the popularity prior is relative to the
     pool's best-known product: a pool of six let a better-known namesake overtake the product
     that matches best)."""
-    quoted = [f'"{t}"' for t in terms]  # quoted: no FTS5 query syntax reaches the engine
-    every = [" OR ".join(quoted)]
+    every = [_any_of(terms)]
     if common_docs <= 0 or len(set(terms)) < 2:
         return [every]
     docs = _document_frequencies(conn, terms)
@@ -174,9 +173,14 @@ def _split(terms: list[str], required: set[str]) -> list[str]:
     """The products holding a `required` term, as two expressions: with and without any other
     term. Each lists every query term once per mention, as the OR of all terms does, so FTS5's
     bm25 gives each product the score that query would."""
-    needed = " OR ".join(f'"{t}"' for t in terms if t in required)
-    others = " OR ".join(f'"{t}"' for t in terms if t not in required)
+    needed = _any_of([t for t in terms if t in required])
+    others = _any_of([t for t in terms if t not in required])
     return [f"({needed}) AND ({others})", f"({needed}) NOT ({others})"]
+
+
+def _any_of(terms: list[str]) -> str:
+    """FTS5: any of the terms, each quoted, so no FTS5 query syntax reaches the engine."""
+    return " OR ".join(f'"{t}"' for t in terms)
 
 
 # engine -> (catalog revision, {term: products holding it}): re-read when the server's catalog
@@ -195,9 +199,9 @@ def _document_frequencies(conn: Connection, terms: list[str]) -> dict[str, int]:
         cached = _frequencies[conn.engine] = (revision, {})
     known = cached[1]
     missing = [t for t in dict.fromkeys(terms) if t not in known]
-    # the index folds diacritics (remove_diacritics 2): look "café" up as "cafe"
-    folded = {t: _fold(t) for t in missing}
     if missing:
+        # the index folds diacritics (remove_diacritics 2): look "café" up as "cafe"
+        folded = {t: _fold(t) for t in missing}
         conn.exec_driver_sql(
             "CREATE VIRTUAL TABLE IF NOT EXISTS temp.product_fts_vocab "
             "USING fts5vocab(main, product_fts, 'row')"
